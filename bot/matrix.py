@@ -7,14 +7,12 @@ fact keeps its sources and confidence so a report can say why it believes
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, Iterable
 
+from .cache import cached_yaml
 from .errors import MinbumpError
 from .paths import policy_dir
 from .version import Version
@@ -273,50 +271,19 @@ class Matrix:
 
 # ---------------------------------------------------------------- loading ---
 
-def _read_yaml_text(text: str, name: str) -> Any:
-    import yaml  # imported here: the CLI's fast paths never need it
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        return yaml.load(text, Loader=loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise MinbumpError(f"{name}{where}: not valid YAML: {problem}") from None
-
-
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "minbump"
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, date):
-        return o.isoformat()
-    raise TypeError(type(o).__name__)
-
-
 def load_raw(path: Path) -> dict:
-    """Parse a matrix file, through a JSON cache keyed by content hash (C YAML is still ~10x slower)."""
-    data = path.read_bytes()
-    digest = hashlib.sha1(data).hexdigest()
-    cache = _cache_dir() / f"matrix-{digest}.json"
+    """Parse a matrix file through the content-hash cache (see bot.cache)."""
+    def check(raw: Any, _text: str) -> None:
+        # A project's override file may only mark platforms out of scope.
+        if not isinstance(raw, dict) or not (isinstance(raw.get("platforms"), list)
+                                             or isinstance(raw.get("out_of_scope"), list)):
+            raise MinbumpError(f"{path}: not a support matrix (no 'platforms' or 'out_of_scope' list)")
+
     try:
-        return json.loads(cache.read_bytes())
-    except (OSError, ValueError):
-        pass
-    raw = _read_yaml_text(data.decode("utf-8"), str(path))
-    if not isinstance(raw, dict) or not isinstance(raw.get("platforms"), list):
-        raise MinbumpError(f"{path}: not a support matrix (no 'platforms' list)")
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(raw, default=_json_default))
-        os.replace(tmp, cache)
-    except OSError:
-        pass  # a read-only home only costs speed
-    return raw
+        data = path.read_bytes()
+    except OSError as exc:
+        raise MinbumpError(f"{path}: cannot read: {exc.strerror}") from None
+    return cached_yaml(data, str(path), "matrix", check)
 
 
 def from_raw(raw: dict, origin: str) -> Matrix:
@@ -376,3 +343,25 @@ def load_matrix(paths: Iterable[str | Path] | None = None) -> Matrix:
         matrix = from_raw(raw, str(path)) if matrix is None else apply_override(matrix, raw, str(path))
     assert matrix is not None
     return matrix
+
+
+def with_overrides(files: Iterable[str | Path], base: Matrix | None = None) -> Matrix:
+    """The shipped matrix (or `base`) with a project's override files applied in order."""
+    matrix = base or default_matrix()
+    for path in files:
+        path = Path(path)
+        if not path.is_file():
+            raise MinbumpError(f"{path}: no such matrix file")
+        matrix = apply_override(matrix, load_raw(path), str(path))
+    return matrix
+
+
+def freshness_warning(matrix: Matrix, today: date, max_days: int = 365) -> str | None:
+    """A one-line warning when the matrix is older than `max_days`: old data hides new releases and moved dates."""
+    if matrix.data_as_of is None:
+        return "the support matrix has no data_as_of date, so its age is unknown"
+    age = (today - matrix.data_as_of).days
+    if age > max_days:
+        return (f"the support matrix data is {age} days old (as of {matrix.data_as_of.isoformat()}, "
+                f"limit {max_days} days); update it, e.g. with `minbump matrix import`")
+    return None

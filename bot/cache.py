@@ -1,0 +1,75 @@
+"""Parsed YAML cached as JSON, keyed by content hash.
+
+Even libyaml costs tens of milliseconds to import and parse the matrix; the
+dry-run has a budget of a few times the git work itself, so files that rarely
+change are parsed once per content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from datetime import date
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import MinbumpError
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("MINBUMP_CACHE_DIR")
+    if base:
+        return Path(base)
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(xdg) / "minbump"
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, date):
+        return o.isoformat()
+    raise TypeError(type(o).__name__)
+
+
+def parse_yaml(text: str, name: str) -> Any:
+    """Safe-load YAML (C loader when present); a syntax error becomes a one-line MinbumpError."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        return yaml.load(text, Loader=loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise MinbumpError(f"{name}{where}: not valid YAML: {problem}") from None
+
+
+def cached_yaml(data: bytes, name: str, kind: str = "yaml",
+                check: Callable[[Any, str], None] | None = None) -> Any:
+    """Parse `data`; `check(parsed, text)` runs only on a cache miss and may raise to refuse it.
+
+    Dates come back as ISO strings from the cache and as `date` on a miss;
+    consumers accept both.
+    """
+    digest = hashlib.sha1(kind.encode() + b"\0" + data).hexdigest()
+    path = cache_dir() / f"{kind}-{digest}.json"
+    try:
+        return json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        pass
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MinbumpError(f"{name}: not UTF-8 text") from None
+    parsed = parse_yaml(text, name)
+    if check is not None:
+        check(parsed, text)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(parsed, default=_json_default))
+        os.replace(tmp, path)
+    except (OSError, TypeError):
+        pass  # an unwritable cache costs speed, never correctness
+    return parsed

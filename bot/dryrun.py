@@ -1,0 +1,122 @@
+"""The local edge: gather the analyzer's inputs from two refs of a clone, read-only.
+
+The webhook job calls the same `run_refs` on its cached bare clone, so the
+bot and `minbump dry-run` give the same answer for the same commits.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from . import calendar as calendars
+from . import config as configs
+from .analysis import Inputs, analyze, plan
+from .cache import cached_yaml
+from .config import CONFIG_PATH, Config
+from .errors import ConfigError, MinbumpError
+from .gitread import GitRepo, glob_match
+from .matrix import Matrix, apply_override, default_matrix
+from .report import Report
+
+
+class NotConfigured(MinbumpError):
+    """The repository has no config at base and none was given: nothing to check."""
+
+
+def load_config(g: GitRepo, base_sha: str, base_ref: str, config_path: str | None,
+                preset: str | None) -> Config:
+    if config_path:
+        return configs.from_file(config_path)
+    if preset:
+        return configs.from_preset(preset)
+    data = g.read(base_sha, CONFIG_PATH)
+    if data is None:
+        raise NotConfigured(f"no {CONFIG_PATH} at base {base_ref} ({base_sha[:12]}); "
+                            "pass --config FILE or --preset NAME")
+    return configs.from_text(data, f"{CONFIG_PATH}@{base_sha[:12]}")
+
+
+def load_matrix(g: GitRepo, base_sha: str, cfg: Config, extra: list[str] | None = None) -> Matrix:
+    """The shipped matrix plus the repository's own files, read from the base branch."""
+    matrix = default_matrix()
+    for rel in cfg.matrix:
+        data = g.read(base_sha, rel)
+        if data is None:
+            raise ConfigError(f"{cfg.origin}: matrix: {rel} does not exist at base {base_sha[:12]}")
+        raw = cached_yaml(data, f"{rel}@base", "matrix-override")
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{rel}: a matrix override must be a mapping with 'platforms' or 'out_of_scope'")
+        matrix = apply_override(matrix, raw, f"{rel}@{base_sha[:12]}")
+    for path in extra or ():
+        p = Path(path)
+        if not p.is_file():
+            raise MinbumpError(f"{path}: no such matrix file")
+        raw = cached_yaml(p.read_bytes(), str(p), "matrix-override")
+        matrix = apply_override(matrix, raw, str(p))
+    return matrix
+
+
+def load_calendar(g: GitRepo, base_sha: str, cfg: Config) -> calendars.Calendar | None:
+    cal = cfg.calendar
+    if isinstance(cal, str):
+        return calendars.shipped(cal)
+    if isinstance(cal, dict) and cal.get("path"):
+        data = g.read(base_sha, cal["path"])
+        if data is None:
+            raise ConfigError(f"{cfg.origin}: calendar.path: {cal['path']} does not exist at base")
+        return calendars.from_data(cached_yaml(data, cal["path"], "calendar") or {}, cal["path"])
+    pattern = cal.get("from_tags") if isinstance(cal, dict) else None
+    return calendars.from_tags(g.tags(), pattern if isinstance(pattern, str) else None)
+
+
+def run_refs(repo_path: str | Path, base: str, head: str, *, config_path: str | None = None,
+             preset: str | None = None, as_of: date | None = None, today: date | None = None,
+             matrix_files: list[str] | None = None) -> Report:
+    """Analyse `base..head` of a local clone (bare or not); see docs/DESIGN.md."""
+    with GitRepo(repo_path) as g:
+        base_sha, head_sha = g.resolve(base), g.resolve(head)
+        cfg = load_config(g, base_sha, base, config_path, preset)
+        patterns = cfg.watch
+        changed = g.changed(base_sha, head_sha)
+        policy = cfg.watched_paths()[len(cfg.watch):]
+        relevant = [c for c in changed
+                    if any(glob_match(p, c[1]) or (c[2] and glob_match(p, c[2])) for p in cfg.watched_paths())]
+        matrix = load_matrix(g, base_sha, cfg, matrix_files)
+        calendar = load_calendar(g, base_sha, cfg)
+        head_date = g.commit(head_sha).committed.date()
+        inputs = Inputs(config=cfg, matrix=matrix, calendar=calendar, base_sha=base_sha, head_sha=head_sha,
+                        head_date=head_date, base_files={}, head_files={}, changed=relevant, as_of=as_of,
+                        today=today,
+                        config_changed_at_head=any(c[1] in policy or c[2] in policy for c in relevant))
+        if not any(any(glob_match(p, c[1]) or (c[2] and glob_match(p, c[2])) for p in patterns)
+                   for c in relevant):
+            return analyze(inputs)  # no watched source changed: a neutral report, nothing read
+        blobs: dict[str, bytes] = {}
+
+        def read_all(sha: str, extra_paths: list[str] = ()) -> dict[str, bytes]:
+            out = {}
+            for e in g.files(sha, patterns):
+                if e.sha not in blobs:
+                    blobs[e.sha] = g.blob(e.sha, e.path)
+                out[e.path] = blobs[e.sha]
+            for path in extra_paths:
+                if path not in out:
+                    data = g.read(sha, path)
+                    if data is not None:
+                        out[path] = data
+            return out
+
+        # A watched file renamed out of the watched globs is still followed.
+        followed = [c[1] for c in relevant if c[0] == "R" and not any(glob_match(p, c[1]) for p in patterns)]
+        inputs.base_files = read_all(base_sha)
+        inputs.head_files = read_all(head_sha, followed)
+        _target, previous = plan(calendar, head_date)
+        if previous is not None:
+            tag_sha = g.tag_commit(previous.tag)
+            if tag_sha is None:
+                inputs.previous_missing = (f"tag {previous.tag} ({previous.name}) is not in the repository; "
+                                           "fetch tags to check the warning")
+            else:
+                inputs.previous_files = read_all(tag_sha)
+        return analyze(inputs)

@@ -1,0 +1,328 @@
+"""Module-level version constants, read with `ast` from source text, never imported or run.
+
+A 14,000-line module costs ~0.4 s to `ast.parse` whole on a small machine, so
+the fast path finds candidate top-level assignments with a line scan and
+parses just those statements; any statement that does not parse on its own
+sends the whole file through `ast.parse` to get the exact answer.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Union
+
+from .matrix import norm_arch
+from .version import Version
+
+MAX_SOURCE = 4 * 1024 * 1024
+
+_CANDIDATE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)[ \t]*(?::[^=\n]*)?=(?!=)", re.M)
+_TRIPLE = re.compile(r'"""|\'\'\'')
+
+
+class Ref(str):
+    """A value that names another constant (`MIN_LIBVIRT_OTHER_ARCH = {S390X: MIN_LIBVIRT_KVM_S390_VERSION}`)."""
+
+
+@dataclass(frozen=True)
+class IntValue:
+    """An int-encoded version (libvirt's 9011 = 0.9.11); decoded with the configured encoding."""
+
+    number: int
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """An expression minbump does not evaluate (a call, arithmetic); reported, not guessed."""
+
+    text: str
+
+
+Value = Union[Version, Ref, IntValue, Unsupported, dict, list]
+
+
+@dataclass
+class Raw:
+    name: str
+    line: int
+    value: Value
+
+
+@dataclass
+class FileScan:
+    path: str
+    constants: dict[str, Raw] = field(default_factory=dict)
+    errors: list[tuple[int, str]] = field(default_factory=list)
+    text: str = ""
+    full_parse: bool = False
+
+
+def default_filter(name: str) -> bool:
+    up = name.upper()
+    return name == up and ("MIN_" in up or "VERSION" in up or up.startswith(("BAD_", "DENY")))
+
+
+def _arch_key(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return norm_arch(node.value)
+    if isinstance(node, ast.Attribute):  # fields.Architecture.S390X, arch.PPC64LE
+        return norm_arch(node.attr)
+    if isinstance(node, ast.Name):
+        return norm_arch(node.id)
+    return None
+
+
+def _value(node: ast.expr) -> Value:
+    if isinstance(node, (ast.Tuple, ast.List)) and node.elts and all(
+            isinstance(e, ast.Constant) and type(e.value) is int for e in node.elts):
+        try:
+            return Version(tuple(e.value for e in node.elts))  # type: ignore[union-attr]
+        except ValueError:
+            return Unsupported(ast.unparse(node))
+    if isinstance(node, ast.Constant):
+        if type(node.value) is int:
+            return IntValue(node.value)
+        if isinstance(node.value, str):
+            try:
+                return Version.parse(node.value) if re.fullmatch(r"\s*v?\d+(\.\d+)*\s*", node.value) \
+                    else Unsupported(repr(node.value))
+            except ValueError:
+                return Unsupported(repr(node.value))
+        return Unsupported(repr(node.value))
+    if isinstance(node, ast.Name):
+        return Ref(node.id)
+    if isinstance(node, ast.Dict):
+        out: dict = {}
+        for k, v in zip(node.keys, node.values):
+            key = _arch_key(k) if k is not None else None
+            if key is None:
+                return Unsupported(ast.unparse(node))
+            out[key] = _value(v)
+        return out
+    if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+        return [_value(e) for e in node.elts]
+    if isinstance(node, ast.Call) and not node.keywords and len(node.args) == 1:
+        # version.Version("1.2.3") / LooseVersion("1.2.3") / tuple((1, 2)) : take the literal argument
+        inner = _value(node.args[0])
+        if isinstance(inner, (Version, IntValue)):
+            return inner
+    return Unsupported(ast.unparse(node))
+
+
+def _statement_end(lines: list[str], start: int) -> int:
+    """Index after the last line of the statement starting at `start` (brackets and backslashes)."""
+    depth = 0
+    i = start
+    quote: str | None = None
+    while i < len(lines):
+        line = lines[i]
+        j = 0
+        while j < len(line):
+            ch = line[j]
+            if quote:
+                if line.startswith(quote, j):
+                    j += len(quote)
+                    quote = None
+                    continue
+                if ch == "\\":
+                    j += 2
+                    continue
+            elif ch == "#":
+                break
+            elif line.startswith(('"""', "'''"), j):
+                quote = line[j:j + 3]
+                j += 3
+                continue
+            elif ch in "\"'":
+                quote = ch
+            elif ch in "([{":
+                depth += 1
+            elif ch in ")]}":
+                depth -= 1
+            j += 1
+        if quote in ('"', "'"):
+            quote = None  # an unterminated one-line string: let ast report it
+        i += 1
+        if depth <= 0 and quote is None and not line.rstrip().endswith("\\"):
+            return i
+        if i - start > 2000:
+            return i
+    return i
+
+
+def _collect(tree: ast.Module, line_offset: int, keep: Callable[[str], bool], scan: FileScan) -> None:
+    for stmt in tree.body:
+        targets: list[ast.expr]
+        if isinstance(stmt, ast.Assign):
+            targets, value = stmt.targets, stmt.value
+        elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+            targets, value = [stmt.target], stmt.value
+        else:
+            continue
+        for t in targets:
+            if isinstance(t, ast.Name) and keep(t.id):
+                scan.constants[t.id] = Raw(t.id, stmt.lineno + line_offset, _value(value))
+
+
+def scan_source(data: bytes | str, path: str, keep: Callable[[str], bool] = default_filter) -> FileScan:
+    """Every top-level constant `keep` accepts, with its line; parse problems as (line, message)."""
+    scan = FileScan(path)
+    if isinstance(data, bytes):
+        if len(data) > MAX_SOURCE:
+            scan.errors.append((0, f"file is {len(data)} bytes, over the {MAX_SOURCE}-byte limit; not read"))
+            return scan
+        if b"\0" in data[:8192]:
+            scan.errors.append((0, "binary file; not read"))
+            return scan
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[:exc.start].count(b"\n") + 1
+            scan.errors.append((line, "not UTF-8 text"))
+            return scan
+    else:
+        text = data
+    scan.text = text
+    triples = [m.start() for m in _TRIPLE.finditer(text)]
+    lines = text.splitlines()
+    line_starts = None
+    import bisect
+
+    for m in _CANDIDATE.finditer(text):
+        if not keep(m.group(1)):
+            continue
+        if triples and bisect.bisect_left(triples, m.start()) % 2 == 1:
+            continue  # inside a module-level triple-quoted string
+        if line_starts is None:
+            line_starts = [0]
+            for i, ch in enumerate(text):
+                if ch == "\n":
+                    line_starts.append(i + 1)
+        lineno = bisect.bisect_right(line_starts, m.start()) - 1
+        end = _statement_end(lines, lineno)
+        snippet = "\n".join(lines[lineno:end])
+        try:
+            tree = ast.parse(snippet)
+        except SyntaxError:
+            return _full_parse(text, path, keep)
+        _collect(tree, lineno, keep, scan)
+    return scan
+
+
+def _full_parse(text: str, path: str, keep: Callable[[str], bool]) -> FileScan:
+    scan = FileScan(path, text=text, full_parse=True)
+    try:
+        tree = ast.parse(text, filename=path)
+    except SyntaxError as exc:
+        scan.errors.append((exc.lineno or 0, f"does not parse: {exc.msg}"))
+        return scan
+    _collect(tree, 0, keep, scan)
+    return scan
+
+
+def check_region(text: str, first: int, last: int) -> tuple[int, str] | None:
+    """Does the top-level code around lines first..last (1-based) parse? Cheaper than the whole file.
+
+    Used on the lines a change touched, so a syntax error the change brings is
+    reported with its line without parsing 14,000 untouched lines.
+    """
+    lines = text.splitlines()
+    if not lines:
+        return None
+    lo = max(0, min(first, len(lines)) - 1)
+    hi = min(len(lines), max(last, first))
+    # widen to whole top-level statements: start at a column-0 line, stop before the next one
+    while lo > 0 and not _toplevel(lines[lo]):
+        lo -= 1
+    while hi < len(lines) and not _toplevel(lines[hi]):
+        hi += 1
+    while lo > 0 and lines[lo - 1].startswith("@"):
+        lo -= 1
+    snippet = "\n".join(lines[lo:hi])
+    try:
+        ast.parse(snippet)
+        return None
+    except SyntaxError:
+        pass
+    try:
+        ast.parse(text)
+        return None
+    except SyntaxError as exc:
+        return (exc.lineno or 0, f"does not parse: {exc.msg}")
+
+
+def _toplevel(line: str) -> bool:
+    return bool(line) and not line[0].isspace() and not line.startswith(("#", ")", "]", "}", "else", "elif",
+                                                                          "except", "finally", "@"))
+
+
+# ----------------------------------------------------------------- usage ---
+
+_DEF = re.compile(r"^([ \t]*)(?:async[ \t]+)?def[ \t]+(\w+)")
+_WARN = re.compile(r"warn|deprecat", re.I)
+
+
+@dataclass(frozen=True)
+class Use:
+    line: int
+    function: str | None
+    warns: bool
+
+
+def uses(text: str, name: str) -> list[Use]:
+    """Where `name` is read outside its own assignment, and whether that function logs a warning."""
+    lines = text.splitlines()
+    rx = re.compile(r"\b" + re.escape(name) + r"\b")
+    out: list[Use] = []
+    seen_funcs: dict[int, bool] = {}
+    for i, line in enumerate(lines):
+        if name not in line or not rx.search(line):
+            continue
+        stripped = line.lstrip()
+        if stripped.startswith("#"):
+            continue
+        if not line[0:1].isspace() and re.match(re.escape(name) + r"\s*(?::[^=]*)?=(?!=)", line):
+            continue  # the definition itself
+        indent = len(line) - len(stripped)
+        j = i
+        func_line = None
+        while j >= 0:
+            m = _DEF.match(lines[j])
+            if m and len(m.group(1).expandtabs()) < indent:
+                func_line = j
+                break
+            j -= 1
+        if func_line is None:
+            out.append(Use(i + 1, None, False))
+            continue
+        if func_line not in seen_funcs:
+            seen_funcs[func_line] = _function_warns(lines, func_line)
+        out.append(Use(i + 1, _DEF.match(lines[func_line]).group(2), seen_funcs[func_line]))  # type: ignore[union-attr]
+    return out
+
+
+def _function_warns(lines: list[str], start: int) -> bool:
+    m = _DEF.match(lines[start])
+    assert m
+    base = len(m.group(1).expandtabs())
+    end = start + 1
+    while end < len(lines):
+        ln = lines[end]
+        if ln.strip() and not ln.lstrip().startswith("#") and len(ln) - len(ln.lstrip()) <= base \
+                and not ln.lstrip().startswith((")", "]", "}")):
+            break
+        end += 1
+    body = "\n".join(ln[base:] if len(ln) >= base else ln.lstrip() for ln in lines[start:end])
+    try:
+        tree = ast.parse(body)
+    except SyntaxError:
+        return bool(_WARN.search(body))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            f = node.func
+            fname = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+            if _WARN.search(fname):
+                return True
+    return False

@@ -1,0 +1,24 @@
+"""Shared fixtures. Keep fixtures in their own modules and import them here."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.gitrepo import GitRepo
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Each test session parses policy files into its own cache, never the user's."""
+    monkeypatch.setenv("MINBUMP_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "minbump-cache"))
+
+
+@pytest.fixture
+def repo(tmp_path) -> GitRepo:
+    return GitRepo(tmp_path / "repo")
+
+
+def pytest_configure(config):
+    os.environ.setdefault("GIT_CONFIG_NOSYSTEM", "1")
