@@ -335,7 +335,8 @@ def _verdict(report: Report, cfg: Config) -> None:
     fails = [d for d in report.impacted if d["severity"] == "fail"]
     supported = [d for d in report.impacted if d["still_supported"]]
     if fails:
-        report.summary = (f"drops {len(fails)} still-supported platform{'s' if len(fails) != 1 else ''} "
+        n = len(supported)
+        report.summary = (f"drops {n} still-supported platform{'s' if n != 1 else ''}, {len(fails)} "
                           "without a released deprecation warning")
     elif supported:
         report.summary = f"drops {len(supported)} still-supported platform{'s' if len(supported) != 1 else ''}; see below"

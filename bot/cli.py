@@ -79,9 +79,13 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=argv, prog_name="minbump", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
+    except click.UsageError as exc:
+        cmd = exc.ctx.command_path if exc.ctx else "minbump"
+        click.echo(f"minbump: {exc.format_message()} (see '{cmd} --help')", err=True)
         sys.exit(2)
+    except click.ClickException as exc:
+        click.echo(f"minbump: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code if exc.exit_code != 1 else 2)
     except click.exceptions.Abort:
         click.echo("minbump: aborted", err=True)
         sys.exit(2)

@@ -68,6 +68,24 @@ def _mitigation(m: dict) -> str:
     return text + ")"
 
 
+def _mitigations(ms: list[dict]) -> str:
+    """The first sufficient add-on of each kind ("UCA kilo or later"); the JSON keeps them all."""
+    shown: list[str] = []
+    kinds: dict[str, int] = {}
+    for m in ms:
+        kinds[m["kind"]] = kinds.get(m["kind"], 0) + 1
+    seen: set[str] = set()
+    for m in ms:
+        if m["kind"] in seen:
+            continue
+        seen.add(m["kind"])
+        text = _mitigation(m)
+        if kinds[m["kind"]] > 1 and m["kind"] in ("ubuntu-cloud-archive", "rhel-module-stream", "debian-backports"):
+            text += " or later"
+        shown.append(text)
+    return "; ".join(shown) or "none known"
+
+
 def _shipped(d: dict) -> str:
     if d["shipped"] is None:
         return "unknown"
@@ -95,12 +113,13 @@ def _group_minors(rows: list[dict]) -> list[dict]:
 
 
 def _impact_table(rows: list[dict]) -> list[str]:
-    lines = ["| platform | component | scope | ships | needs | support ends | mitigation |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| | platform | component | scope | ships | needs | support ends | mitigation |",
+             "|---|---|---|---|---|---|---|---|"]
     for d in _group_minors(rows):
-        mit = "; ".join(_mitigation(m) for m in d["mitigations"]) or "none known"
+        mit = _mitigations(d["mitigations"])
         end = d.get("support_end") or "unknown"
-        lines.append(f"| {d['label']} | {d['component']} | {_scope(d['scope'])} | {_shipped(d)} | "
+        icon = ICON.get(d.get("severity", ""), "") if d.get("still_supported") else ""
+        lines.append(f"| {icon} | {d['label']} | {d['component']} | {_scope(d['scope'])} | {_shipped(d)} | "
                      f"{d['required']} | {end} | {mit} |")
     return lines
 
