@@ -84,8 +84,22 @@ def _decode(raw_value, name: str, cfg: Config, table: dict[str, tuple[Raw, str]]
     return None, "not a version"
 
 
+_SCANS: dict[tuple[str, int, int], object] = {}
+
+
+def _scan(path: str, data: bytes):
+    """Scan each distinct file content once: base, head and the release tag mostly share blobs."""
+    key = (path, len(data), hash(data))
+    hit = _SCANS.get(key)
+    if hit is None:
+        if len(_SCANS) > 512:
+            _SCANS.clear()
+        hit = _SCANS[key] = scan_source(data, path)
+    return hit
+
+
 def snapshot(label: str, sha: str | None, files: dict[str, bytes], cfg: Config) -> tuple[Snapshot, list[dict]]:
-    scans = {path: scan_source(data, path) for path, data in sorted(files.items())}
+    scans = {path: _scan(path, data) for path, data in sorted(files.items())}
     errors = [{"file": p, "line": line, "message": msg, "ref": label}
               for p, s in scans.items() for line, msg in s.errors]
     table: dict[str, tuple[Raw, str]] = {}
@@ -140,17 +154,27 @@ def effective(snap: Snapshot) -> dict[tuple[str, str | None, str | None], tuple[
     return out
 
 
+def _common_prefix(a: str, b: str) -> int:
+    """Length of the common prefix, by bisection on slice compares (C speed on 500 kB files)."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 def _changed_region(old: str, new: str) -> tuple[int, int] | None:
-    a, b = old.splitlines(), new.splitlines()
-    if a == b:
+    """First and last line (1-based, in `new`) that differ from `old`."""
+    if old == new:
         return None
-    i = 0
-    while i < len(a) and i < len(b) and a[i] == b[i]:
-        i += 1
-    j = 0
-    while j < len(a) - i and j < len(b) - i and a[-1 - j] == b[-1 - j]:
-        j += 1
-    return i + 1, max(i + 1, len(b) - j)
+    pre = _common_prefix(old, new)
+    suf = _common_prefix(old[pre:][::-1], new[pre:][::-1])
+    first = new.count("\n", 0, pre) + 1
+    last = new.count("\n", 0, len(new) - suf) + 1
+    return first, max(first, last)
 
 
 # ---------------------------------------------------------------- analyze ---
@@ -175,7 +199,7 @@ def analyze(inp: Inputs) -> Report:
     # A syntax error the change brings, anywhere in a changed watched file.
     for path, data in inp.head_files.items():
         scan = head.files[path]
-        if scan.errors or scan.full_parse or path not in inp.base_files:
+        if scan.errors or scan.full_parse or path not in inp.base_files or inp.base_files[path] == data:
             continue
         region = _changed_region(base.files[path].text if path in base.files else "", scan.text)
         if region:

@@ -74,9 +74,11 @@ def _register_optional() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    _register_optional()
+    args = sys.argv[1:] if argv is None else list(argv)
+    if not args or args[0] != "dry-run":  # dry-run is the hot path: skip the other commands' imports
+        _register_optional()
     try:
-        cli.main(args=argv, prog_name="minbump", standalone_mode=False)
+        cli.main(args=args, prog_name="minbump", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.UsageError as exc:

@@ -86,7 +86,7 @@ class GitRepo:
         if self._proc is not None:
             try:
                 self._proc.stdin.close()  # type: ignore[union-attr]
-                self._proc.wait(timeout=5)
+                self._proc.wait()  # git exits at EOF; a timeout here would poll with sleeps
             except Exception:
                 self._proc.kill()
             self._proc = None
