@@ -7,7 +7,7 @@ differ only in how they gather these inputs and publish the result.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 from . import deprecation
 from .calendar import Calendar, Release
@@ -48,7 +48,7 @@ def plan(calendar: Calendar | None, head_date: date) -> tuple[Release | None, Re
     target = calendar.target(head_date)
     if target is not None:
         return target, calendar.previous(target.date)
-    return None, calendar.previous(head_date + __import__("datetime").timedelta(days=1))
+    return None, calendar.previous(head_date + timedelta(days=1))
 
 
 # ------------------------------------------------------------- resolution ---
@@ -215,7 +215,7 @@ def analyze(inp: Inputs) -> Report:
     for key in sorted(set(base.constants) | set(head.constants)):
         old, new = base.constants.get(key), head.constants.get(key)
         ov, nv = (old.shown() if old else None), (new.shown() if new else None)
-        if ov == nv and not (old and new and old.file != new.file and False):
+        if ov == nv:
             continue
         c = new or old
         assert c is not None

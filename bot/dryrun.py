@@ -15,6 +15,7 @@ from .analysis import Inputs, analyze, plan
 from .cache import cached_yaml
 from .config import CONFIG_PATH, Config
 from .errors import ConfigError, MinbumpError
+from .extract import MAX_SOURCE
 from .gitread import GitRepo, glob_match
 from .matrix import Matrix, apply_override, default_matrix
 from .report import Report
@@ -98,7 +99,7 @@ def run_refs(repo_path: str | Path, base: str, head: str, *, config_path: str | 
             out = {}
             for e in g.files(sha, patterns):
                 if e.sha not in blobs:
-                    blobs[e.sha] = g.blob(e.sha, e.path)
+                    blobs[e.sha] = g.blob(e.sha, e.path, limit=MAX_SOURCE)
                 out[e.path] = blobs[e.sha]
             for path in extra_paths:
                 if path not in out:

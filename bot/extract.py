@@ -171,8 +171,9 @@ def scan_source(data: bytes | str, path: str, keep: Callable[[str], bool] = defa
     """Every top-level constant `keep` accepts, with its line; parse problems as (line, message)."""
     scan = FileScan(path)
     if isinstance(data, bytes):
-        if len(data) > MAX_SOURCE:
-            scan.errors.append((0, f"file is {len(data)} bytes, over the {MAX_SOURCE}-byte limit; not read"))
+        size = getattr(data, "size", len(data))  # gitread.Oversized carries the real size
+        if size > MAX_SOURCE:
+            scan.errors.append((0, f"file is {size} bytes, over the {MAX_SOURCE}-byte limit; not read"))
             return scan
         if b"\0" in data[:8192]:
             scan.errors.append((0, "binary file; not read"))

@@ -13,13 +13,23 @@ import os
 import re
 import subprocess
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from .errors import MinbumpError
 
-MAX_BLOB = 4 * 1024 * 1024  # larger watched files are reported, not read
 _SAFE_REF = re.compile(r"^[^\s\x00-\x1f~^:?*\[\\]+$|^[0-9a-fA-F]{4,40}$")
+
+
+class Oversized(bytes):
+    """Stands in for a blob too large to read; `size` says how large it was."""
+
+    size: int
+
+    def __new__(cls, size: int) -> "Oversized":
+        obj = super().__new__(cls, b"")
+        obj.size = size
+        return obj
 
 
 @dataclass(frozen=True)
@@ -97,8 +107,12 @@ class GitRepo:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def object(self, spec: str) -> tuple[str, str, bytes] | None:
-        """(sha, type, content) of `spec` (`rev`, `rev:path`), or None when it does not exist."""
+    def object(self, spec: str, limit: int | None = None) -> tuple[str, str, bytes] | None:
+        """(sha, type, content) of `spec` (`rev`, `rev:path`), or None when it does not exist.
+
+        Content over `limit` bytes is drained from the pipe unread and returned
+        as an `Oversized` placeholder, so a huge file costs no memory.
+        """
         if "\n" in spec:
             return None
         proc = self._batch()
@@ -112,6 +126,12 @@ class GitRepo:
         if len(parts) == 2 and parts[1] in (b"missing", b"ambiguous"):
             return None
         sha, kind, size = parts[0].decode(), parts[1].decode(), int(parts[2])
+        if limit is not None and size > limit:
+            left = size
+            while left:
+                left -= len(proc.stdout.read(min(left, 1 << 20)))
+            proc.stdout.read(1)
+            return sha, kind, Oversized(size)
         data = proc.stdout.read(size)
         proc.stdout.read(1)  # trailing newline
         return sha, kind, data
@@ -158,7 +178,6 @@ class GitRepo:
                     off = int(m.group(2))
                     sign = 1 if off >= 0 else -1
                     off = abs(off)
-                    from datetime import timedelta
                     tz = timezone(sign * timedelta(hours=off // 100, minutes=off % 100))
                     when = datetime.fromtimestamp(int(m.group(1)), tz)
         c = Commit(obj[0], tree, when, tuple(parents))
@@ -216,19 +235,11 @@ class GitRepo:
             elif mode in ("100644", "100755") and any(glob_match(p, path) for p in patterns):
                 out.append(Entry(path, mode, sha))
 
-    def blob(self, sha: str, name: str = "") -> bytes:
-        """A blob's bytes; refuses files over MAX_BLOB so a huge file cannot stall the bot."""
-        proc = self._batch()
-        assert proc.stdin and proc.stdout
-        obj = self.object(sha)
+    def blob(self, sha: str, name: str = "", limit: int | None = None) -> bytes:
+        obj = self.object(sha, limit)
         if obj is None:
             raise MinbumpError(f"{name or sha}: object missing")
         return obj[2]
-
-    def blob_size(self, sha: str) -> int:
-        out = subprocess.run(["git", "-C", self.path, "cat-file", "-s", sha], capture_output=True,
-                             env=self._env, timeout=30)
-        return int(out.stdout or 0)
 
     def read(self, commit_sha: str, path: str) -> bytes | None:
         obj = self.object(f"{commit_sha}:{path}")

@@ -297,7 +297,8 @@ def import_endoflife(matrix: dict, payload: Any, product: str, today: date) -> I
         plat = _find(platforms, prefix, c["cycle"])
         if plat is None:
             new = _new_platform(distro, prefix, c, source)
-            platforms.append(new)
+            same = [i for i, x in enumerate(platforms) if x.get("distro") == distro]
+            platforms.insert(same[-1] + 1 if same else len(platforms), new)
             summary = ", ".join(f"{k} {_txt(new.get(k))}" for k in ("released", "eol"))
             result.changes.append(Change(new["id"], "platform", None, summary, "new-platform"))
             continue

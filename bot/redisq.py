@@ -228,29 +228,53 @@ class MinbumpWorker(SimpleWorker):
         return self.minbump_backend.settings.lease_seconds
 
     def execute_job(self, job: Job, queue: Queue) -> None:
-        """Run the job here, renewing its lease (and the PR locks it holds) from a thread."""
+        """Run the job here while the renewer thread keeps its lease (and its PR locks) alive."""
+        from rq.worker import WorkerStatus
+
         execution = self.prepare_execution(job)
-        done = threading.Event()
-        interval = max(0.2, self.minbump_backend.settings.lease_seconds / 3)
-
-        def renew() -> None:
-            while not done.wait(interval):
-                try:
-                    self.maintain_heartbeats(job, execution)
-                    self.minbump_backend.refresh_held_locks()
-                except redis.RedisError as exc:
-                    log.warning("lease renewal for job %s failed: %s", job.id, exc)
-
-        beat = threading.Thread(target=renew, name=f"lease-{job.id}", daemon=True)
-        beat.start()
+        self._ensure_renewer()
+        with self._current_guard:
+            self._current = (job, execution)
         try:
             self.perform_job(job, queue, execution)
         finally:
-            done.set()
-            beat.join(timeout=5)
-        from rq.worker import WorkerStatus
-
+            with self._current_guard:
+                self._current = None
+            # A handler that took a PR lock without releasing it must not keep it renewed forever.
+            self.minbump_backend.release_held_locks()
         self.set_state(WorkerStatus.IDLE)
+
+    def _ensure_renewer(self) -> None:
+        """One renewer thread per worker (not per job: thread start-up showed in the per-job cost)."""
+        if getattr(self, "_renewer", None) is not None:
+            return
+        self._current: tuple[Job, Any] | None = None
+        self._current_guard = threading.Lock()
+        self._renew_stop = threading.Event()
+        interval = max(0.2, self.minbump_backend.settings.lease_seconds / 3)
+
+        def renew() -> None:
+            while not self._renew_stop.wait(interval):
+                with self._current_guard:
+                    current = self._current
+                if current is None:
+                    continue
+                try:
+                    self.maintain_heartbeats(*current)
+                    self.minbump_backend.refresh_held_locks()
+                except redis.RedisError as exc:
+                    log.warning("lease renewal for job %s failed: %s", current[0].id, exc)
+
+        self._renewer = threading.Thread(target=renew, name=f"lease-{self.name}", daemon=True)
+        self._renewer.start()
+
+    def teardown(self) -> None:
+        renewer = getattr(self, "_renewer", None)
+        if renewer is not None:
+            self._renew_stop.set()
+            renewer.join(timeout=5)
+            self._renewer = None
+        super().teardown()
 
     def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
         """Block in short slices so a stop request is noticed within ``poll`` seconds."""
@@ -597,6 +621,17 @@ class RedisBackend(Backend):
         for key, owner in held:
             if not self._refresh(keys=[key], args=[owner, ms]):
                 log.warning("PR lock %s was lost (expired or taken over)", key)
+
+    def release_held_locks(self) -> None:
+        """Release every PR lock this process still holds (end of a job)."""
+        with self._held_guard:
+            held = list(self._held.items())
+            self._held.clear()
+        for key, owner in held:
+            try:
+                self._release(keys=[key], args=[owner])
+            except redis.RedisError as exc:
+                log.warning("could not release PR lock %s (%s); it expires within one lease", key, exc)
 
     def newest_head(self, repo: str, pr: int) -> str | None:
         value = self.conn.get(self._pr_key("head", repo, pr))

@@ -33,7 +33,7 @@ class Error:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.key_path or '(top)'}: {self.message}"
+        return f"{where}: {self.key_path}: {self.message}" if self.key_path else f"{where}: {self.message}"
 
 
 # ------------------------------------------------------------ schemas ---
@@ -214,7 +214,7 @@ def validate_data(data: Any, kind: str, text: str | None = None, filename: str =
     for err in validator.iter_errors(_jsonable(data)):
         extra, msg = _describe(err)
         path = list(err.absolute_path) + extra
-        errors.append(Error(filename, line_of(root, path), _key_path(path), msg))
+        errors.append(Error(filename, line_of(root, path), _key_path(path) or "(top)", msg))
     errors.sort(key=lambda e: (e.line or 0, e.key_path))
     return errors
 
@@ -261,6 +261,12 @@ def validate_file(path: str | Path, kind: str | None = None) -> list[Error]:
         return [Error(str(p), None, "", "not UTF-8 text")]
     try:
         data = parse_yaml(text, str(p))
+    except ValueError as exc:  # the YAML parser's date constructor: 2026-13-01
+        bad = _bad_scalar(text)
+        if bad is None:
+            return [Error(str(p), None, "", f"cannot be loaded: {exc}")]
+        line, path, value = bad
+        return [Error(str(p), line, _key_path(path), f"{value!r} is not a real date ({exc})")]
     except MinbumpError as exc:
         msg = str(exc)
         line = None
@@ -277,6 +283,34 @@ def validate_file(path: str | Path, kind: str | None = None) -> list[Error]:
     if data is None:
         data = {}
     return validate_data(data, kind, text, str(p))
+
+
+def _bad_scalar(text: str) -> tuple[int, list[Any], str] | None:
+    """Find the first scalar YAML cannot construct (an impossible date), with its line and key path."""
+    import yaml
+
+    root = _compose(text)
+    loader = yaml.SafeLoader("")
+
+    def walk(node: Any, path: list[Any]) -> tuple[int, list[Any], str] | None:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                hit = walk(v, path + [k.value])
+                if hit:
+                    return hit
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                hit = walk(v, path + [i])
+                if hit:
+                    return hit
+        elif isinstance(node, yaml.ScalarNode):
+            try:
+                loader.construct_object(node, deep=True)
+            except (ValueError, yaml.YAMLError):
+                return node.start_mark.line + 1, path, node.value
+        return None
+
+    return walk(root, []) if root is not None else None
 
 
 def policy_files(root: Path | None = None) -> list[Path]:

@@ -1,0 +1,184 @@
+"""One bare cached clone per repository under the data dir, fetched narrowly.
+
+Why a bare cache: the analyzer only reads git objects, so there is no work
+tree to check PR content out into (nothing under analysis is ever written to
+disk as files or executed), and later jobs for the same repository fetch only
+what changed.
+
+What a fetch takes: the PR's base branch, ``refs/pull/N/head`` (works for
+forks, whose branches are not in the base repository) and the release tags
+(the one-cycle rule reads the previous release tag).
+
+Safety of the git invocation:
+
+* the token travels as an ``http.<origin>.extraHeader`` set through
+  ``GIT_CONFIG_COUNT``/``GIT_CONFIG_KEY_n`` environment variables: never in
+  the URL, never in argv, and only sent to the clone URL's origin;
+* ``GIT_TERMINAL_PROMPT=0``, no credential helpers, no redirects,
+  ``GIT_ALLOW_PROTOCOL=http:https`` (no ``file``/``ext`` transports), a timeout;
+* ``--end-of-options`` before the URL and refspecs, and the inputs (URL, branch
+  name, PR number) are validated first, so payload text cannot become options.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import os
+import re
+import subprocess
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import urlsplit
+
+import git  # GitPython: creates the bare repositories
+
+from bot.errors import MinbumpError
+from bot.logs import scrub
+
+_REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+
+
+class GitFetchError(Exception):
+    """A fetch failed for a reason that may go away (network, server): retry the job."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What one fetch produced: the cache path and the resolved shas."""
+
+    path: Path
+    base_ref: str  # the ref name inside the cache to pass to run_refs
+    base_sha: str
+    pull_ref: str
+    pull_sha: str
+    seconds: float
+
+
+def valid_branch(name: str) -> bool:
+    """A branch name git accepts and that cannot be read as an option or a pattern."""
+    if not name or name.startswith("-") or any(c in name for c in "*?[\\ ~^:") or len(name) > 255:
+        return False
+    res = subprocess.run(["git", "check-ref-format", f"refs/heads/{name}"], capture_output=True)
+    return res.returncode == 0
+
+
+def check_clone_url(url: str) -> str:
+    """Only http(s) URLs without credentials: the payload's ``repository.clone_url``."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.username or parts.password:
+        raise MinbumpError(f"refusing clone URL {scrub(url)!r}: only http(s) URLs without credentials")
+    if any(c in url for c in "\n\r\t ") or url.startswith("-"):
+        raise MinbumpError("refusing clone URL with whitespace")
+    return url
+
+
+class GitCache:
+    """Bare clones at ``<data dir>/git/<owner>/<name>.git``, one lock file each."""
+
+    def __init__(self, root: Path, timeout: float = 120.0) -> None:
+        self.root = Path(root)
+        self.timeout = timeout
+
+    def path_for(self, repo: str) -> Path:
+        if not _REPO_NAME.match(repo) or ".." in repo:
+            raise MinbumpError(f"not a repository name: {repo!r}")
+        owner, name = repo.split("/")
+        return self.root / owner.lower() / f"{name.lower()}.git"
+
+    @contextmanager
+    def _locked(self, path: Path) -> Iterator[None]:
+        """Serialise fetches of one repository across threads and processes."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(str(path) + ".lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _ensure(self, path: Path) -> None:
+        if (path / "HEAD").is_file():
+            return
+        repo = git.Repo.init(path, bare=True, mkdir=True)
+        with repo.config_writer() as cw:
+            cw.set_value("core", "hooksPath", os.devnull)  # the cache runs no hooks, ever
+            cw.set_value("gc", "auto", "0")  # we decide when to gc, not a fetch mid-job
+            cw.set_value("fetch", "writeFetchHEAD", "false")
+        repo.close()
+
+    def _env(self, url: str, token: str | None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("GIT_", "SSH_")) and k not in ("GITHUB_TOKEN", "PRIVATE_KEY", "WEBHOOK_SECRET")}
+        env.update({
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_ASKPASS": "/bin/false" if os.path.exists("/bin/false") else "false",
+            "SSH_ASKPASS": "false",
+            "GIT_ALLOW_PROTOCOL": "http:https",
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": os.devnull,
+            "LC_ALL": "C",
+        })
+        config = [("credential.helper", ""), ("http.followRedirects", "false"),
+                  ("protocol.version", "2")]
+        if token:
+            parts = urlsplit(url)
+            origin = f"{parts.scheme}://{parts.netloc}/"
+            basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+            config.append((f"http.{origin}.extraHeader", f"Authorization: Basic {basic}"))
+        env["GIT_CONFIG_COUNT"] = str(len(config))
+        for i, (k, v) in enumerate(config):
+            env[f"GIT_CONFIG_KEY_{i}"] = k
+            env[f"GIT_CONFIG_VALUE_{i}"] = v
+        return env
+
+    def fetch(self, repo: str, clone_url: str, base_ref: str, pr: int, token: str | None) -> Fetched:
+        """Fetch base branch, the PR head and tags into the cache; raise GitFetchError to retry."""
+        check_clone_url(clone_url)
+        if not valid_branch(base_ref):
+            raise MinbumpError(f"not a branch name: {base_ref!r}")
+        if not isinstance(pr, int) or pr <= 0:
+            raise MinbumpError(f"not a pull request number: {pr!r}")
+        path = self.path_for(repo)
+        base_local = f"refs/minbump/base/{base_ref}"
+        pull_local = f"refs/minbump/pull/{pr}/head"
+        refspecs = [f"+refs/heads/{base_ref}:{base_local}",
+                    f"+refs/pull/{pr}/head:{pull_local}",
+                    "+refs/tags/*:refs/tags/*"]
+        start = time.monotonic()
+        with self._locked(path):
+            self._ensure(path)
+            cmd = ["git", "-C", str(path), "fetch", "--quiet", "--no-tags", "--no-recurse-submodules",
+                   "--prune", "--end-of-options", clone_url, *refspecs]
+            try:
+                res = subprocess.run(cmd, env=self._env(clone_url, token), capture_output=True,
+                                     text=True, timeout=self.timeout, stdin=subprocess.DEVNULL)
+            except subprocess.TimeoutExpired:
+                raise GitFetchError(f"git fetch timed out after {self.timeout:.0f}s") from None
+            if res.returncode != 0:
+                msg = scrub(" ".join(res.stderr.strip().splitlines()[-2:]))[:300]
+                if "couldn't find remote ref" in msg:
+                    raise MinbumpError(f"git fetch: {msg}")
+                raise GitFetchError(f"git fetch failed ({res.returncode}): {msg}")
+            base_sha = self._rev(path, base_local)
+            pull_sha = self._rev(path, pull_local)
+        return Fetched(path, base_local, base_sha, pull_local, pull_sha, time.monotonic() - start)
+
+    def has_commit(self, path: Path, sha: str) -> bool:
+        if not re.fullmatch(r"[0-9a-f]{40}", sha):
+            return False
+        res = subprocess.run(["git", "-C", str(path), "cat-file", "-e", f"{sha}^{{commit}}"],
+                             capture_output=True)
+        return res.returncode == 0
+
+    @staticmethod
+    def _rev(path: Path, ref: str) -> str:
+        res = subprocess.run(["git", "-C", str(path), "rev-parse", "--verify", "--quiet",
+                              "--end-of-options", f"{ref}^{{commit}}"],
+                             capture_output=True, text=True)
+        if res.returncode != 0:
+            raise GitFetchError(f"{ref} missing after fetch")
+        return res.stdout.strip()
