@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 from .cache import cached_yaml
 from .errors import ConfigError
@@ -18,8 +18,7 @@ from .paths import policy_dir
 from .version import Version
 
 
-@dataclass(frozen=True)
-class Release:
+class Release(NamedTuple):
     name: str
     tag: str
     date: date

@@ -8,8 +8,7 @@ override any constant.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .matrix import norm_arch
 
@@ -26,8 +25,7 @@ ARCH_TOKENS = {
 NEUTRAL_TOKENS = {"KVM", "VERSION", "VERSIONS", "VER", "HOST"}
 
 
-@dataclass(frozen=True)
-class Meaning:
+class Meaning(NamedTuple):
     component: str
     kind: str
     arch: str | None = None

@@ -294,10 +294,11 @@ def what_if_cmd(component: str, version: str, as_of: date | None, arch: str | No
     """Which platforms a minimum of VERSION would drop, with no git repository needed."""
     import json
 
-    matrix, _ = _load(matrix_files, config_path)
+    matrix, cfg_age = _load(matrix_files, config_path)
     _components(matrix, component)
     day = as_of or _today()
     data = what_if_data(matrix, component, version, day, rule, arch, hypervisor)
+    _warn_freshness(matrix, cfg_age if cfg_age is not None else 365)
     if fmt == "json":
         click.echo(json.dumps(data, indent=2))
         return
@@ -322,6 +323,10 @@ def what_if_cmd(component: str, version: str, as_of: date | None, arch: str | No
                          (f"mitigation: {mit}" if mit else "no mitigation known") + origin])
         click.echo("\n".join("  " + line for line in _table(rows, ["platform", component, "support", "options"])
                              .splitlines()))
+    if matrix.out_of_scope:
+        click.echo(f"\nLeft out by the project ({len(matrix.out_of_scope)}):")
+        for pid, reason in matrix.out_of_scope.items():
+            click.echo(f"  {pid}: {reason}")
     click.echo("\n" + LEGEND)
 
 

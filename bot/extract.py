@@ -12,7 +12,7 @@ import ast
 import bisect
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Union
+from typing import Callable, Union, NamedTuple
 
 from .matrix import norm_arch
 from .version import Version
@@ -279,8 +279,7 @@ _DEF = re.compile(r"^([ \t]*)(?:async[ \t]+)?def[ \t]+(\w+)")
 _WARN = re.compile(r"warn|deprecat", re.I)
 
 
-@dataclass(frozen=True)
-class Use:
+class Use(NamedTuple):
     line: int
     function: str | None
     warns: bool

@@ -8,11 +8,12 @@ writes to the repository, or runs code from it.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import fnmatch
 import os
 import re
 import subprocess
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -32,16 +33,14 @@ class Oversized(bytes):
         return obj
 
 
-@dataclass(frozen=True)
-class Commit:
+class Commit(NamedTuple):
     sha: str
     tree: str
     committed: datetime
     parents: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     path: str
     mode: str
     sha: str

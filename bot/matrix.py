@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 from .cache import cached_yaml
 from .errors import MinbumpError
@@ -59,8 +59,7 @@ def lower_confidence(*levels: str) -> str:
     return min(levels, key=lambda c: CONFIDENCE_ORDER.get(c, 0)) if levels else "low"
 
 
-@dataclass(frozen=True)
-class Cell:
+class Cell(NamedTuple):
     """One shipped version of one component, with how sure we are of it."""
 
     version: Version | None
@@ -76,8 +75,7 @@ def _cell(raw: Any, default_conf: str = "low") -> Cell:
     return Cell(_ver(raw), default_conf)
 
 
-@dataclass(frozen=True)
-class Addon:
+class Addon(NamedTuple):
     """An optional repository (Cloud Archive pocket, backports, layered product) on top of a release."""
 
     name: str
@@ -95,8 +93,7 @@ def _addon(raw: dict) -> Addon:
                  raw.get("enable"), raw.get("derived_from"), raw.get("notes"))
 
 
-@dataclass(frozen=True)
-class Minor:
+class Minor(NamedTuple):
     """A minor release or service pack judged on its own (RHEL 7.1 is not RHEL 7.9)."""
 
     minor: str
@@ -107,8 +104,7 @@ class Minor:
     stream: str | None = None
 
 
-@dataclass(frozen=True)
-class Snapshot:
+class Snapshot(NamedTuple):
     """A dated observation of a rolling release (CentOS Stream)."""
 
     as_of: date | None

@@ -168,7 +168,8 @@ def _describe(err: Any) -> tuple[list[Any], str]:
     if v == "type":
         want = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
         got = _TYPE_NAMES.get(type(inst), type(inst).__name__)
-        return [], f"expected {' or '.join(want)}, got {got}" + ("" if inst is None else f" {_short(inst)}")
+        hint = f" ({sch['description']})" if sch.get("description") else ""
+        return [], f"expected {' or '.join(want)}, got {got}" + ("" if inst is None else f" {_short(inst)}") + hint
     if v == "pattern":
         return [], f"{_short(inst)} is not {sch.get('description') or 'in the form ' + err.validator_value}"
     if v in ("minItems", "minLength"):

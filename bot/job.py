@@ -1,0 +1,189 @@
+"""One webhook job: fetch, analyse base..head with the real analyzer, publish.
+
+Why each step is here:
+
+* the job only talks to :class:`bot.queue.Backend`, so SQLite and Redis are
+  interchangeable;
+* a job for a head that is no longer the PR's newest is dropped early (newest
+  head wins), and again just before publishing by re-reading the PR's head
+  through the API (a push during analysis makes the result stale);
+* the config is read from the base side (``run_refs`` default, on the merge
+  base of the PR), never from the head: a PR cannot loosen its own check;
+* publishing is retried as a whole step, looking up the bot's comment before
+  creating one, so a POST that failed after being applied is never repeated.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, Mapping
+
+from bot.errors import MinbumpError
+from bot.gitcache import GitCache, GitFetchError
+from bot.github import (
+    Clients,
+    GitHubSettings,
+    PublishState,
+    Publisher,
+    TransientGitHubError,
+    annotations_for,
+    comment_body,
+    previous_verdict,
+)
+from bot.logs import error_text, log
+from bot.queue import Backend, Handler, JobSpec, RetryLater, data_dir
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """Worker-side settings (environment); tests shrink the delays."""
+
+    data_dir: Path
+    github: GitHubSettings
+    git_timeout: float = 120.0
+    publish_attempts: int = 4
+    publish_backoff: float = 2.0
+    lock_ttl: float = 300.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "JobSettings":
+        return cls(
+            data_dir=data_dir(env),
+            github=GitHubSettings.from_env(env),
+            git_timeout=float(env.get("MINBUMP_GIT_TIMEOUT", cls.git_timeout)),
+            publish_attempts=int(env.get("MINBUMP_PUBLISH_ATTEMPTS", cls.publish_attempts)),
+            publish_backoff=float(env.get("MINBUMP_PUBLISH_BACKOFF", cls.publish_backoff)),
+            lock_ttl=float(env.get("MINBUMP_LEASE_SECONDS", cls.lock_ttl)),
+        )
+
+
+class JobRunner:
+    """Holds what jobs share in one process: GitHub clients and the git cache."""
+
+    def __init__(self, settings: JobSettings) -> None:
+        self.settings = settings
+        self.clients = Clients(settings.github)
+        self.cache = GitCache(settings.data_dir / "git", timeout=settings.git_timeout)
+        self.analyses = 0  # counted for tests and metrics: "no second analysis"
+        self._count_lock = threading.Lock()
+
+    def handler(self) -> Handler:
+        return self.run
+
+    def run(self, spec: JobSpec, backend: Backend) -> None:
+        """The job. Raises RetryLater for transient failures, MinbumpError for permanent ones."""
+        fields = spec.log_fields()
+        newest = backend.newest_head(spec.repo, spec.pr)
+        if newest and newest != spec.head_sha:
+            log("job.superseded", newest=newest, **fields)
+            return
+        owner = f"{spec.delivery_id}:{uuid.uuid4().hex[:8]}"
+        with backend.pr_lock(spec.repo, spec.pr, owner, ttl=self.settings.lock_ttl) as got:
+            if not got:
+                raise RetryLater("another job holds this pull request", delay=2.0, count=False)
+            self._run_locked(spec, backend, owner, fields)
+
+    def _run_locked(self, spec: JobSpec, backend: Backend, owner: str, fields: dict[str, Any]) -> None:
+        try:
+            session = self.clients.session(spec.installation_id)
+            token = session.git_token()
+        except TransientGitHubError as exc:
+            raise RetryLater(str(exc), delay=exc.delay) from None
+        t0 = time.monotonic()
+        try:
+            fetched = self.cache.fetch(spec.repo, spec.clone_url, spec.base_ref, spec.pr, token)
+        except GitFetchError as exc:
+            log("git.fetch_failed", level=logging.WARNING, error=error_text(exc), **fields)
+            raise RetryLater(str(exc)) from None
+        log("git.fetched", seconds=round(time.monotonic() - t0, 3), base_sha=fetched.base_sha,
+            pull_sha=fetched.pull_sha, **fields)
+        if fetched.pull_sha != spec.head_sha:
+            # The PR moved before we started: the newer head has (or will get) its own delivery.
+            log("job.stale_head", level=logging.WARNING, pull_sha=fetched.pull_sha, **fields)
+            return
+        base = self._merge_base(fetched.path, fetched.base_sha, spec.head_sha)
+        t1 = time.monotonic()
+        report = None
+        problem: str | None = None
+        not_configured = False
+        from bot.dryrun import NotConfigured, run_refs
+
+        try:
+            report = run_refs(fetched.path, base, spec.head_sha, today=date.today())
+        except NotConfigured as exc:
+            not_configured, problem = True, str(exc)
+        except MinbumpError as exc:
+            problem = str(exc)
+        with self._count_lock:
+            self.analyses += 1
+        log("analysis.done", seconds=round(time.monotonic() - t1, 3), base=base,
+            verdict=report.verdict if report else None, problem=problem,
+            watched_changed=report.watched_changed if report else None, **fields)
+        self._publish(spec, backend, owner, fields, report, problem, not_configured)
+
+    @staticmethod
+    def _merge_base(path: Path, base_sha: str, head_sha: str) -> str:
+        """Diff from where the PR forked, as GitHub's "Files changed" does."""
+        res = subprocess.run(["git", "-C", str(path), "merge-base", "--end-of-options", base_sha, head_sha],
+                             capture_output=True, text=True)
+        return res.stdout.strip() if res.returncode == 0 and res.stdout.strip() else base_sha
+
+    def _publish(self, spec: JobSpec, backend: Backend, owner: str, fields: dict[str, Any],
+                 report: Any, problem: str | None, not_configured: bool) -> None:
+        from bot.report import render_markdown
+
+        session = self.clients.session(spec.installation_id)
+        pub = Publisher(session, spec.repo, spec.pr)
+        state = PublishState()
+        attempts = max(1, self.settings.publish_attempts)
+        for attempt in range(1, attempts + 1):
+            try:
+                current = pub.head_sha()
+                if current != spec.head_sha:
+                    log("publish.stale_dropped", level=logging.WARNING, current=current, **fields)
+                    return
+                if not backend.acquire_pr_lock(spec.repo, spec.pr, owner, self.settings.lock_ttl):
+                    raise RetryLater("lost the pull request lock while analysing", delay=1.0, count=False)
+                if report is not None:
+                    md = render_markdown(report)
+                    verdict = report.verdict
+                    title = f"minbump: {verdict} — {report.summary}" if report.summary else f"minbump: {verdict}"
+                    action = pub.upsert_comment(
+                        lambda prev: comment_body(md, verdict, spec.head_sha, report.watched_changed,
+                                                  previous_verdict(prev)),
+                        allow_create=bool(report.watched_changed), state=state,
+                        hint=backend.get_comment_id(spec.repo, spec.pr))
+                    if state.comment_id and action != "none":
+                        backend.set_comment_id(spec.repo, spec.pr, state.comment_id)
+                    anns = annotations_for(report)
+                    summary = md + f"\n\nHead `{spec.head_sha}`.\n"
+                else:
+                    action = "none"
+                    verdict = "neutral" if not_configured else "fail"
+                    title = (f"minbump: not configured — {problem}" if not_configured
+                             else f"minbump: cannot check — {problem}")
+                    anns, summary = [], title
+                kind = pub.publish_status(spec.head_sha, verdict, title, summary, anns, state,
+                                          target_url=state.comment_url)
+                log("publish.done", comment=action, comment_id=state.comment_id, status=kind,
+                    verdict=verdict, annotations=len(anns), attempt=attempt, **fields)
+                return
+            except TransientGitHubError as exc:
+                delay = exc.delay if exc.delay is not None else self.settings.publish_backoff * 2 ** (attempt - 1)
+                log("publish.retry", level=logging.WARNING, error=str(exc), attempt=attempt,
+                    delay=delay, **fields)
+                if attempt == attempts:
+                    raise RetryLater(f"publishing failed: {exc}", delay=exc.delay) from None
+                time.sleep(min(delay, 60.0))
+
+
+def build_runner(env: Mapping[str, str]) -> JobRunner:
+    """A runner from the environment; raises ConfigurationError (one line) if incomplete."""
+    return JobRunner(JobSettings.from_env(env))

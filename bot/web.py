@@ -1,0 +1,253 @@
+"""The webhook service: verify, deduplicate, queue durably, answer 202 fast.
+
+Why the request path does so little: GitHub gives a delivery 10 seconds. The
+handler verifies the HMAC over the raw body, extracts the few ids a job needs
+(:class:`bot.queue.JobSpec`), and answers 202 only after the backend has stored
+the job and marked the delivery id seen in one atomic step. Analysis and all
+GitHub writes happen in the worker (embedded with ``minbump serve``, separate
+with ``minbump worker``).
+
+Configuration is by environment (``config`` keys override it, for tests and
+``minbump serve``): ``WEBHOOK_SECRET`` (required), ``GITHUB_TOKEN`` or
+``APP_ID`` + ``PRIVATE_KEY``/``PRIVATE_KEY_PATH``, ``GITHUB_API_URL``,
+``MINBUMP_DATA_DIR``, ``REDIS_URL``, ``PORT``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import sys
+import threading
+import time
+from typing import Any, Mapping
+from urllib.parse import parse_qs
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from bot.errors import MinbumpError
+from bot.logs import error_text, log, register_secret, setup
+from bot.queue import Backend, Handler, JobSpec, get_backend
+
+MAX_BODY = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+PR_ACTIONS = {"opened", "synchronize", "reopened", "edited"}
+
+
+class BadPayload(Exception):
+    """A delivery we cannot turn into a job: answered 400 with this one-line message."""
+
+
+def _settings(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    env: dict[str, Any] = dict(os.environ)
+    env.update(config or {})
+    return env
+
+
+def _fail_start(message: str) -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
+    """Refuse to start with one line on stderr and exit status 2, never a traceback."""
+    print(f"minbump: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """The Flask app. Refuses to start (exit 2, one line) without ``WEBHOOK_SECRET``.
+
+    Extra ``config`` keys: ``backend`` (a Backend instance), ``job_handler`` (a
+    Handler, instead of the real job), ``embedded_worker`` (bool: run jobs in
+    threads of this process, as ``minbump serve`` does), ``worker_threads``.
+    """
+    setup()
+    env = _settings(config)
+    secret = env.get("WEBHOOK_SECRET") or ""
+    if not secret:
+        _fail_start("WEBHOOK_SECRET is not set; the service verifies every delivery with it")
+    register_secret(secret)
+    handler: Handler | None = env.get("job_handler")
+    try:
+        if handler is None and env.get("embedded_worker"):
+            from bot.job import build_runner
+
+            handler = build_runner(env).handler()
+        elif handler is None:
+            from bot.github import GitHubSettings
+
+            GitHubSettings.from_env(env)  # fail at start, not at the first job
+        backend: Backend = env.get("backend") or get_backend(env)
+    except MinbumpError as exc:
+        _fail_start(str(exc))
+    except Exception as exc:  # e.g. an unwritable data dir
+        _fail_start(error_text(exc))
+
+    app = Flask("minbump")
+    app.config["MAX_CONTENT_LENGTH"] = int(env.get("MINBUMP_MAX_BODY", MAX_BODY))
+    app.extensions["minbump.backend"] = backend
+    secret_b = secret.encode()
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify(ok=True)
+
+    @app.get("/readyz")
+    def readyz() -> tuple[Response, int]:
+        try:
+            backend.ready()
+        except Exception as exc:
+            log("readyz.fail", level=logging.WARNING, error=error_text(exc))
+            return jsonify(ok=False, error=error_text(exc)), 503
+        return jsonify(ok=True), 200
+
+    @app.post("/webhook")
+    def webhook() -> tuple[Response, int]:
+        t0 = time.monotonic()
+        delivery = request.headers.get("X-GitHub-Delivery", "")
+        event = request.headers.get("X-GitHub-Event", "")
+        base = {"delivery": delivery or None, "event": event or None}
+        length = request.content_length
+        if length is not None and length > app.config["MAX_CONTENT_LENGTH"]:
+            log("webhook.too_large", level=logging.WARNING, bytes=length, **base)
+            return jsonify(error="payload too large"), 413
+        try:
+            raw = request.get_data(cache=False)
+        except RequestEntityTooLarge:
+            log("webhook.too_large", level=logging.WARNING, **base)
+            return jsonify(error="payload too large"), 413
+        sig = request.headers.get("X-Hub-Signature-256", "")
+        if not sig:
+            log("webhook.unsigned", level=logging.WARNING, **base)
+            return jsonify(error="missing X-Hub-Signature-256"), 401
+        expected = "sha256=" + hmac.new(secret_b, raw, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected.encode(), sig.strip().encode("utf-8", "replace")):
+            log("webhook.bad_signature", level=logging.WARNING, **base)
+            return jsonify(error="signature does not match"), 401
+        if not delivery or len(delivery) > 200 or not event:
+            log("webhook.bad_headers", level=logging.WARNING, **base)
+            return jsonify(error="missing X-GitHub-Delivery or X-GitHub-Event"), 400
+        try:
+            payload = _parse(raw, request.headers.get("Content-Type", ""))
+        except BadPayload as exc:
+            log("webhook.bad_payload", level=logging.WARNING, error=str(exc), **base)
+            return jsonify(error=str(exc)), 400
+        if event == "ping":
+            log("webhook.ping", hook_id=payload.get("hook_id"), **base)
+            return jsonify(ok=True, pong=True), 200
+        try:
+            spec = job_for(event, payload, delivery)
+        except BadPayload as exc:
+            log("webhook.bad_payload", level=logging.WARNING, error=str(exc), **base)
+            return jsonify(error=str(exc)), 400
+        if spec is None:
+            action = payload.get("action") if isinstance(payload, dict) else None
+            log("webhook.ignored", action=action, **base)
+            return jsonify(ok=True, ignored=f"{event}.{action}" if action else event), 200
+        try:
+            new = backend.submit(spec)
+        except Exception as exc:
+            # Not accepted: GitHub records the failed delivery and it can be redelivered.
+            log("webhook.queue_unavailable", level=logging.ERROR, error=error_text(exc), **spec.log_fields())
+            return jsonify(error="queue unavailable, redeliver later"), 503
+        ms = round((time.monotonic() - t0) * 1000, 1)
+        if not new:
+            log("webhook.duplicate", ms=ms, **spec.log_fields())
+            return jsonify(ok=True, duplicate=True), 200
+        log("webhook.accepted", ms=ms, event=event, action=spec.action, **spec.log_fields())
+        return jsonify(ok=True, queued=True), 202
+
+    if handler is not None and env.get("embedded_worker"):
+        start_embedded_worker(app, backend, handler, int(env.get("worker_threads", 1)))
+    return app
+
+
+def start_embedded_worker(app: Flask, backend: Backend, handler: Handler, threads: int = 1) -> threading.Event:
+    """Run jobs in daemon threads of this process (single box); set the returned event to stop."""
+    stop = threading.Event()
+    workers = []
+    for i in range(max(1, threads)):
+        t = threading.Thread(target=backend.run_worker, args=(handler,),
+                             kwargs={"stop": stop}, name=f"minbump-worker-{i}", daemon=True)
+        t.start()
+        workers.append(t)
+    app.extensions["minbump.worker_stop"] = stop
+    app.extensions["minbump.workers"] = workers
+    return stop
+
+
+def _parse(raw: bytes, content_type: str) -> dict[str, Any]:
+    """JSON body, or the ``payload=`` form field when the hook is set to form encoding."""
+    try:
+        if content_type.split(";")[0].strip() == "application/x-www-form-urlencoded":
+            fields = parse_qs(raw.decode("utf-8"), strict_parsing=False)
+            text = (fields.get("payload") or [""])[0]
+        else:
+            text = raw.decode("utf-8")
+        data = json.loads(text)
+    except (UnicodeDecodeError, ValueError):
+        raise BadPayload("body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise BadPayload("body is not a JSON object")
+    return data
+
+
+def _get(obj: Any, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(obj, dict) or part not in obj:
+            raise BadPayload(f"payload lacks {path}")
+        obj = obj[part]
+    return obj
+
+
+def _installation(payload: dict[str, Any]) -> int | None:
+    inst = payload.get("installation")
+    if isinstance(inst, dict) and isinstance(inst.get("id"), int):
+        return inst["id"]
+    return None
+
+
+def _checked(spec: JobSpec) -> JobSpec:
+    if not _SHA.match(spec.head_sha):
+        raise BadPayload("head sha is not 40 hex characters")
+    if not isinstance(spec.pr, int) or isinstance(spec.pr, bool) or spec.pr <= 0:
+        raise BadPayload("pull request number is not a positive integer")
+    if not re.match(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", spec.repo):
+        raise BadPayload("repository.full_name is not owner/name")
+    if not isinstance(spec.base_ref, str) or not spec.base_ref:
+        raise BadPayload("base ref is missing")
+    if not isinstance(spec.clone_url, str) or not spec.clone_url.startswith(("https://", "http://")):
+        raise BadPayload("repository.clone_url is not an http(s) URL")
+    return spec
+
+
+def job_for(event: str, payload: dict[str, Any], delivery: str) -> JobSpec | None:
+    """The job a delivery asks for, or None when the event/action is not ours to handle."""
+    action = payload.get("action")
+    if event == "pull_request":
+        if action not in PR_ACTIONS:
+            return None
+        if action == "edited" and not (isinstance(payload.get("changes"), dict) and "base" in payload["changes"]):
+            return None  # title/body edits change nothing we check
+        if _get(payload, "pull_request.state") != "open":
+            return None
+        return _checked(JobSpec(
+            delivery_id=delivery, event=event, action=action,
+            repo=_get(payload, "repository.full_name"), pr=_get(payload, "pull_request.number"),
+            head_sha=_get(payload, "pull_request.head.sha"), base_ref=_get(payload, "pull_request.base.ref"),
+            clone_url=_get(payload, "repository.clone_url"), installation_id=_installation(payload)))
+    if event == "check_run":
+        if action != "rerequested":
+            return None
+        run = _get(payload, "check_run")
+        prs = run.get("pull_requests") if isinstance(run, dict) else None
+        if not prs:
+            return None  # a check run on a commit with no PR in this repository (e.g. from a fork)
+        pr = prs[0]
+        return _checked(JobSpec(
+            delivery_id=delivery, event=event, action=action,
+            repo=_get(payload, "repository.full_name"), pr=_get(pr, "number"),
+            head_sha=_get(payload, "check_run.head_sha"), base_ref=_get(pr, "base.ref"),
+            clone_url=_get(payload, "repository.clone_url"), installation_id=_installation(payload)))
+    return None
