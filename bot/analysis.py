@@ -269,7 +269,8 @@ def analyze(inp: Inputs) -> Report:
             report.notes.append(f"the support matrix has no data for {comp}; platforms needing "
                                 f"{comp} >= {nv} are not judged")
             continue
-        exclude = global_drops.get(comp) if (arch or hv) else None
+        exclude = set(global_drops.get(comp, ())) if (arch or hv) else set()
+        exclude |= _already_out(matrix, eff_old, comp, as_of, rule)
         hits = dropped(matrix, comp, ov, nv, day=as_of, rule=rule, arch=arch, hypervisor=hv, exclude=exclude)
         if not (arch or hv):
             global_drops[comp] = {h.platform.id for h in hits if h.minor is None}
@@ -316,6 +317,26 @@ def analyze(inp: Inputs) -> Report:
 
     _verdict(report, cfg)
     return report
+
+
+def _already_out(matrix: Matrix, eff_old: dict, comp: str, day: date, rule: str) -> set[str]:
+    """Platforms another component's old minimum had already dropped: raising `comp` changes nothing for them.
+
+    Nova's first MIN_QEMU_VERSION (Newton) did not drop Ubuntu 12.04: its
+    libvirt was already below MIN_LIBVIRT_VERSION since Mitaka.
+    """
+    from .impact import shipped_on
+
+    out: set[str] = set()
+    for (other, arch, hv), (old, _c) in eff_old.items():
+        if other == comp or arch or hv or not matrix.knows_component(other):
+            continue
+        for p in matrix.in_scope():
+            if p.released_by(day) and p.knows(other):
+                cell = shipped_on(matrix, p, other, day)
+                if cell.version is not None and cell.version < old:
+                    out.add(p.id)
+    return out
 
 
 def _release_after(calendar: Calendar | None, release: Release) -> Release | None:

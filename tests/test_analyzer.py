@@ -20,12 +20,13 @@ def _ids(report, supported=True):
 
 def test_warned_raise_mitaka(repo):
     """Nova Mitaka: 0.9.11 -> 0.10.2 after Liberty shipped NEXT_MIN 0.10.2 with a warning."""
-    repo.commit({DRV: driver("(0, 9, 11)", "(0, 10, 2)"), ".github/minbump.yml": CONFIG},
+    old_qemu = {"min_qemu": "(0, 12, 1)", "next_qemu": "(0, 12, 1)"}
+    repo.commit({DRV: driver("(0, 9, 11)", "(0, 10, 2)", **old_qemu), ".github/minbump.yml": CONFIG},
                 date="2015-09-20T10:00:00+00:00")
     repo.tag("12.0.0", date="2015-10-15T10:00:00+00:00")
     repo.commit({"README.rst": "nova\n"}, date="2015-11-02T10:00:00+00:00")
     repo.branch("bump")
-    repo.commit({DRV: driver("(0, 10, 2)", "(1, 2, 1)")}, date="2016-01-12T09:00:00+00:00")
+    repo.commit({DRV: driver("(0, 10, 2)", "(1, 2, 1)", **old_qemu)}, date="2016-01-12T09:00:00+00:00")
     r = run_refs(repo.path, "main", "bump")
     assert r.target_release == {"name": "Mitaka", "tag": "13.0.0", "date": "2016-04-07"}
     assert r.as_of == date(2016, 4, 7)
@@ -64,6 +65,21 @@ def test_unwarned_raise_fails(repo):
     sles = [d for d in r.impacted if d["platform"] == "sles-12.0"][0]
     assert sles["still_supported"] is False
     assert any(m["kind"] == "service-pack" for m in sles["mitigations"])
+
+
+def test_platform_already_dropped_by_another_component_is_not_reported(repo):
+    """Newton added MIN_QEMU_VERSION 1.5.3; Ubuntu 12.04 (QEMU 1.0) was already out through libvirt."""
+    no_qemu = driver("(1, 2, 1)", "(1, 2, 1)").replace("MIN_QEMU_VERSION = (1, 5, 3)\n", "")
+    no_qemu = no_qemu.replace("NEXT_MIN_QEMU_VERSION = (1, 5, 3)\n", "")
+    repo.commit({DRV: no_qemu, ".github/minbump.yml": CONFIG}, date="2016-04-20T10:00:00+00:00")
+    repo.branch("bump")
+    repo.commit({DRV: driver("(1, 2, 1)", "(1, 2, 1)")}, date="2016-04-25T10:00:00+00:00")
+    r = run_refs(repo.path, "main", "bump")
+    assert r.effective == [{"component": "qemu", "scope": {"arch": None, "hypervisor": None},
+                            "old": None, "new": "1.5.3"}]
+    plats = {d["platform"] for d in r.impacted}
+    assert "ubuntu-12.04" not in plats  # libvirt 0.9.8 < 1.2.1 already
+    assert "debian-7" not in plats      # libvirt 0.9.12 < 1.2.1 already
 
 
 def test_marker_only_on_unreleased_base(repo):
