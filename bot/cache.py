@@ -43,6 +43,8 @@ def parse_yaml(text: str, name: str) -> Any:
         where = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise MinbumpError(f"{name}{where}: not valid YAML: {problem}") from None
+    except (ValueError, TypeError, OverflowError) as exc:  # e.g. an impossible date, 2026-13-01
+        raise MinbumpError(f"{name}: not valid YAML: {exc}") from None
 
 
 def cached_yaml(data: bytes, name: str, kind: str = "yaml",

@@ -111,9 +111,9 @@ def mitigations_for(matrix: Matrix, p: Platform, component: str, need: Version, 
                 out.append({"kind": "minor-release", "name": f"{_product(p)} {m.minor}+",
                             "version": vstr(cell.version), "confidence": cell.confidence})
                 break
-    elif p.distro in SERVICE_PACK_DISTROS:
+    elif p.distro in SERVICE_PACK_DISTROS and _service_pack_line(p):
         for sib in matrix.platforms:
-            if (sib.distro == p.distro and sib.major == p.major and sib.id != p.id
+            if (sib.distro == p.distro and sib.major == p.major and sib.id != p.id and _service_pack_line(sib)
                     and _rel_key(sib.release) > _rel_key(p.release) and sib.released_by(day)):
                 cell = sib.shipped(component, day)
                 if cell.version and cell.version >= need:
@@ -122,6 +122,11 @@ def mitigations_for(matrix: Matrix, p: Platform, component: str, need: Version, 
                                 "version": vstr(cell.version), "confidence": cell.confidence})
                     break
     return out
+
+
+def _service_pack_line(p: Platform) -> bool:
+    """SLES service packs and openSUSE Leap point releases; openSUSE 12.x/13.x were separate releases."""
+    return p.distro == "sles" or bool(p.codename and str(p.codename).startswith("Leap"))
 
 
 def _product(p: Platform) -> str:

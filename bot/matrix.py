@@ -309,8 +309,10 @@ def apply_override(base: Matrix, raw: dict, origin: str) -> Matrix:
             out_of_scope[str(item)] = f"marked out of scope by {origin}"
     m = Matrix([platforms[i] for i in order], base.data_as_of, base.components, base.source_refs,
                base.origins + [origin], out_of_scope)
-    if raw.get("data_as_of"):
-        m.data_as_of = _day(raw["data_as_of"]) or m.data_as_of
+    if raw.get("data_as_of"):  # the older date wins: an override must not hide stale shipped data
+        theirs = _day(raw["data_as_of"])
+        if theirs and (m.data_as_of is None or theirs < m.data_as_of):
+            m.data_as_of = theirs
     return m
 
 
