@@ -93,3 +93,11 @@ def test_console_script_runs(bump):
                          capture_output=True, text=True)
     assert out.returncode == 1, out.stderr
     assert json.loads(out.stdout)["verdict"] == "fail"
+
+
+def test_impossible_date_in_config_matrix_is_one_line(bump, capsys, tmp_path):
+    bad = tmp_path / "matrix.yml"
+    bad.write_text("platforms:\n- {id: x-1, distro: x, release: '1', released: 2026-13-01}\n")
+    code, _, err = run(["dry-run", "--repo", str(bump.path), "--base", "main", "--head", "bump",
+                        "--matrix", str(bad)], capsys)
+    assert code == 2 and "matrix.yml" in err and "Traceback" not in err
