@@ -262,13 +262,12 @@ def validate_file(path: str | Path, kind: str | None = None) -> list[Error]:
         return [Error(str(p), None, "", "not UTF-8 text")]
     try:
         data = parse_yaml(text, str(p))
-    except ValueError as exc:  # the YAML parser's date constructor: 2026-13-01
-        bad = _bad_scalar(text)
-        if bad is None:
-            return [Error(str(p), None, "", f"cannot be loaded: {exc}")]
-        line, path, value = bad
-        return [Error(str(p), line, _key_path(path), f"{value!r} is not a real date ({exc})")]
     except MinbumpError as exc:
+        bad = _bad_scalar(text)  # the YAML parser's date constructor: 2026-13-01
+        if bad is not None:
+            line, path, value = bad
+            why = str(exc).split("not valid YAML: ", 1)[-1]
+            return [Error(str(p), line, _key_path(path), f"{value!r} is not a real date ({why})")]
         msg = str(exc)
         line = None
         head = f"{p}:"
