@@ -39,7 +39,7 @@ import git  # GitPython: creates the bare repositories
 from bot.errors import MinbumpError
 from bot.logs import scrub
 
-_REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.][A-Za-z0-9_.-]*$")
 
 
 class GitFetchError(Exception):
@@ -115,7 +115,7 @@ class GitCache:
                if not k.startswith(("GIT_", "SSH_")) and k not in ("GITHUB_TOKEN", "PRIVATE_KEY", "WEBHOOK_SECRET")}
         env.update({
             "GIT_TERMINAL_PROMPT": "0",
-            "GIT_ASKPASS": "/bin/false" if os.path.exists("/bin/false") else "false",
+            "GIT_ASKPASS": "false",  # never ask anyone for credentials
             "SSH_ASKPASS": "false",
             "GIT_ALLOW_PROTOCOL": "http:https",
             "GIT_CONFIG_NOSYSTEM": "1",

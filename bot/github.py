@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import requests
@@ -114,7 +114,7 @@ class GitHubSettings:
             backoff_max=30,
             allowed_methods=frozenset({"GET", "HEAD", "PATCH"}),
             secondary_rate_wait=self.secondary_rate_wait,
-            max_rate_limit_wait=300,
+            max_rate_limit_wait=30,  # longer waits go back to the queue instead of holding a worker
         )
 
 
@@ -126,6 +126,7 @@ class Session:
     mode: str
     login: str
     git_token: Callable[[], str]
+    app_id: str | None = None
 
 
 class Clients:
@@ -179,7 +180,7 @@ class Clients:
             return value
 
         register_secret(token())
-        return Session(gh, "app", self._app_login, token)
+        return Session(gh, "app", self._app_login, token, app_id=self.settings.app_id)
 
 
 def call(fn: Callable[[], Any]) -> Any:
@@ -187,7 +188,8 @@ def call(fn: Callable[[], Any]) -> Any:
     try:
         return fn()
     except RateLimitExceededException as exc:
-        raise TransientGitHubError(f"GitHub rate limit ({exc.status})", _retry_after(exc.headers)) from None
+        delay = getattr(exc, "wait", None) or _retry_after(exc.headers)
+        raise TransientGitHubError(f"GitHub rate limit ({exc.status})", delay) from None
     except GithubException as exc:
         headers = exc.headers or {}
         if exc.status is not None and (exc.status >= 500 or exc.status == 429):
@@ -291,9 +293,9 @@ class PublishState:
     comment_url: str | None = None
     check_run_id: int | None = None
     check_run: Any = None
+    check_run_unsure: bool = False  # a create failed in a way that may have been applied
     annotations_sent: int = 0
     status_done: bool = False
-    actions: list[str] = field(default_factory=list)
 
 
 def _completed(obj: Any) -> Any:
@@ -314,7 +316,7 @@ class Publisher:
     @property
     def repo(self) -> Any:
         if self._repo is None:
-            self._repo = call(lambda: self.s.gh.get_repo(self.repo_name, lazy=True))
+            self._repo = call(lambda: self.s.gh.get_repo(self.repo_name))
         return self._repo
 
     def head_sha(self) -> str:
@@ -372,8 +374,15 @@ class Publisher:
         conclusion = {"fail": "failure", "neutral": "neutral"}.get(verdict, "success")
         note = "_Truncated to fit GitHub's check-run limit; see the PR comment or run `minbump dry-run`._"
         output = {"title": title[:255], "summary": truncate(summary_md, SUMMARY_LIMIT - 100, note)}
+        if state.check_run_id is None and state.check_run_unsure:
+            # The last create may have been applied before failing: adopt it rather than add a second.
+            found = self._latest_own_check_run(head_sha)
+            if found is not None:  # it carried the first batch of annotations
+                state.check_run_id, state.check_run = found.id, found
+                state.annotations_sent = min(ANNOTATION_BATCH, len(annotations))
         if state.check_run_id is None:
             first = annotations[:ANNOTATION_BATCH]
+            state.check_run_unsure = True
             run = call(lambda: self.repo.create_check_run(
                 name=CHECK_NAME, head_sha=head_sha, status="completed", conclusion=conclusion,
                 output={**output, "annotations": first}))
@@ -384,3 +393,8 @@ class Publisher:
             call(lambda: state.check_run.edit(output={**output, "annotations": batch}))
             state.annotations_sent += len(batch)
         return "check_run"
+
+    def _latest_own_check_run(self, head_sha: str) -> Any | None:
+        runs = call(lambda: [r for r in self.repo.get_commit(head_sha).get_check_runs(check_name=CHECK_NAME)
+                             if r.app is not None and str(r.app.id) == str(self.s.app_id)])
+        return max(runs, key=lambda r: r.id) if runs else None

@@ -41,16 +41,20 @@ from bot.logs import error_text, log
 from bot.queue import Backend, Handler, JobSpec, RetryLater, data_dir
 
 
+IN_PROCESS_WAIT = 15.0  # seconds a publish retry may sleep in the worker before requeueing
+
+
 @dataclass(frozen=True)
 class JobSettings:
     """Worker-side settings (environment); tests shrink the delays."""
 
     data_dir: Path
     github: GitHubSettings
-    git_timeout: float = 120.0
+    git_timeout: float = 600.0  # a first fetch of a big repository (nova) takes minutes
     publish_attempts: int = 4
     publish_backoff: float = 2.0
-    lock_ttl: float = 300.0
+    ref_lag_delay: float = 3.0
+    lock_ttl: float = 60.0  # like the job lease: a dead worker's lock must not outlive its lease
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "JobSettings":
@@ -61,6 +65,7 @@ class JobSettings:
             publish_attempts=int(env.get("MINBUMP_PUBLISH_ATTEMPTS", cls.publish_attempts)),
             publish_backoff=float(env.get("MINBUMP_PUBLISH_BACKOFF", cls.publish_backoff)),
             lock_ttl=float(env.get("MINBUMP_LEASE_SECONDS", cls.lock_ttl)),
+            ref_lag_delay=float(env.get("MINBUMP_REF_LAG_DELAY", cls.ref_lag_delay)),
         )
 
 
@@ -81,7 +86,9 @@ class JobRunner:
         """The job. Raises RetryLater for transient failures, MinbumpError for permanent ones."""
         fields = spec.log_fields()
         newest = backend.newest_head(spec.repo, spec.pr)
-        if newest and newest != spec.head_sha:
+        if newest and newest != spec.head_sha and self._still_head(spec) is False:
+            # Another delivery recorded a different head and GitHub agrees ours is gone.
+            # (The record alone is not trusted: deliveries can arrive out of order.)
             log("job.superseded", newest=newest, **fields)
             return
         owner = f"{spec.delivery_id}:{uuid.uuid4().hex[:8]}"
@@ -89,6 +96,14 @@ class JobRunner:
             if not got:
                 raise RetryLater("another job holds this pull request", delay=2.0, count=False)
             self._run_locked(spec, backend, owner, fields)
+
+    def _still_head(self, spec: JobSpec) -> bool | None:
+        """Is ``spec.head_sha`` the PR's head now? None when GitHub could not say."""
+        try:
+            session = self.clients.session(spec.installation_id)
+            return Publisher(session, spec.repo, spec.pr).head_sha() == spec.head_sha
+        except (TransientGitHubError, MinbumpError):
+            return None
 
     def _run_locked(self, spec: JobSpec, backend: Backend, owner: str, fields: dict[str, Any]) -> None:
         try:
@@ -105,6 +120,10 @@ class JobRunner:
         log("git.fetched", seconds=round(time.monotonic() - t0, 3), base_sha=fetched.base_sha,
             pull_sha=fetched.pull_sha, **fields)
         if fetched.pull_sha != spec.head_sha:
+            if self._still_head(spec) is not False:
+                # GitHub updates refs/pull/N/head a moment after the push's webhook: fetch again soon.
+                log("git.pull_ref_lags", level=logging.WARNING, pull_sha=fetched.pull_sha, **fields)
+                raise RetryLater("refs/pull/N/head is not at the PR head yet", delay=self.settings.ref_lag_delay)
             # The PR moved before we started: the newer head has (or will get) its own delivery.
             log("job.stale_head", level=logging.WARNING, pull_sha=fetched.pull_sha, **fields)
             return
@@ -179,9 +198,10 @@ class JobRunner:
                 delay = exc.delay if exc.delay is not None else self.settings.publish_backoff * 2 ** (attempt - 1)
                 log("publish.retry", level=logging.WARNING, error=str(exc), attempt=attempt,
                     delay=delay, **fields)
-                if attempt == attempts:
+                if attempt == attempts or delay > IN_PROCESS_WAIT:
+                    # Long waits (a primary rate limit's reset) go back to the queue, freeing the worker.
                     raise RetryLater(f"publishing failed: {exc}", delay=exc.delay) from None
-                time.sleep(min(delay, 60.0))
+                time.sleep(delay)
 
 
 def build_runner(env: Mapping[str, str]) -> JobRunner:

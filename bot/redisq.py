@@ -17,9 +17,11 @@ the failed registry. What stock RQ lacks for this bot lives here:
   from a thread while the job runs, and every worker runs a sweeper thread
   that hands expired jobs to RQ's own abandoned-job handling (retry, or the
   failed registry when retries are used up) and enqueues due retries. A job
-  whose worker was SIGKILLed runs again after about lease + sweep interval.
-* **Per-PR state** shared by all workers: a PR lock (``SET NX PX`` with an owner
-  token, renewed with the job's lease, released by compare-and-delete), the
+  whose worker was SIGKILLed runs again after about lease + sweep interval
+  + first retry delay (seconds in tests, under a minute with the defaults).
+* **Per-PR state** shared by all workers: a PR lock (set-if-absent with an
+  owner token and a TTL, re-entrant for its owner, renewed with the job's
+  lease, released by compare-and-delete), the
   newest head, and the PR -> comment id mapping.
 * **Surviving Redis restarts.** ``run_worker`` wraps RQ's work loop and starts
   it again with backoff after a connection error instead of exiting.
@@ -31,6 +33,7 @@ makes a SIGKILL of ``minbump worker`` kill the job too rather than orphan it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -49,11 +52,13 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, get_current_job
 from rq.registry import FailedJobRegistry, clean_registries
 from rq.serializers import JSONSerializer
-from rq.timeouts import TimerDeathPenalty
+from rq.timeouts import JobTimeoutException, TimerDeathPenalty
 from rq.worker import SimpleWorker
 from rq.worker_registration import clean_worker_registry
 
 from bot.errors import MinbumpError
+from bot.logs import error_text, scrub
+from bot.logs import log as slog
 from bot.queue import (
     Backend,
     FailedJob,
@@ -68,6 +73,20 @@ log = logging.getLogger("minbump.redisq")
 
 JOB_FUNC = "bot.redisq.perform"
 
+# Take the lock, or extend it when ``owner`` already holds it (re-entrant per owner, as the
+# job re-checks its lock before publishing), else refuse.
+_ACQUIRE_LUA = """
+local cur = redis.call('get', KEYS[1])
+if not cur then
+  redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if cur == ARGV[1] then
+  redis.call('pexpire', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
 # Compare-and-expire / compare-and-delete: only the owner may renew or release.
 _REFRESH_LUA = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -143,7 +162,8 @@ class _Runtime:
     processed: int = 0
 
 
-_RUNTIME: _Runtime | None = None
+# Per worker thread: ``minbump serve`` may run several embedded workers in one process.
+_RUNTIMES: dict[int, _Runtime] = {}
 
 
 def perform(spec: dict[str, Any]) -> str:
@@ -153,7 +173,7 @@ def perform(spec: dict[str, Any]) -> str:
     ``minbump jobs list`` can show it (RQ's ``retries_left`` is also changed by
     our retry classification, so it is not a count of attempts).
     """
-    runtime = _RUNTIME
+    runtime = _RUNTIMES.get(threading.get_ident())
     if runtime is None:
         raise PermanentFailure("bot.redisq.perform only runs inside `minbump worker` (RedisBackend.run_worker)")
     job = get_current_job()
@@ -163,8 +183,24 @@ def perform(spec: dict[str, Any]) -> str:
         job.meta["attempts"] = attempt
         job.save_meta()
     job_spec = JobSpec.from_dict(spec).with_attempt(attempt)
+    fields = {"job": job.id if job is not None else None, "attempt": attempt, **job_spec.log_fields()}
+    slog("job.start", **fields)
     try:
         runtime.handler(job_spec, runtime.backend)
+    except RetryLater as exc:
+        slog("job.retry", level=logging.WARNING, error=error_text(exc), counted=exc.count, **fields)
+        raise
+    except (PermanentFailure, MinbumpError) as exc:
+        slog("job.failed", level=logging.ERROR, error=error_text(exc), **fields)
+        raise
+    except JobTimeoutException as exc:
+        slog("job.timeout", level=logging.ERROR, error=error_text(exc), **fields)
+        raise
+    except Exception as exc:
+        slog("job.error", level=logging.ERROR, error=error_text(exc), **fields)
+        raise
+    else:
+        slog("job.done", **fields)
     finally:
         runtime.processed += 1
     return "done"
@@ -191,7 +227,6 @@ def _classify_failure(job: Job, exc_type: type | None, exc_value: BaseException 
     """
     if isinstance(exc_value, (PermanentFailure, MinbumpError)):
         job.retries_left = 0
-        log.warning("job %s failed permanently: %s", job.id, exc_value)
         return True
     if isinstance(exc_value, RetryLater):
         if not exc_value.count:
@@ -203,7 +238,6 @@ def _classify_failure(job: Job, exc_type: type | None, exc_value: BaseException 
                 delay = 1.0
             if delay is not None:
                 _override_next_interval(job, max(0.0, float(delay)))
-        log.info("job %s will be retried: %s", job.id, exc_value)
     return True
 
 
@@ -263,7 +297,8 @@ class MinbumpWorker(SimpleWorker):
                     self.maintain_heartbeats(*current)
                     self.minbump_backend.refresh_held_locks()
                 except redis.RedisError as exc:
-                    log.warning("lease renewal for job %s failed: %s", current[0].id, exc)
+                    slog("job.lease_renewal_failed", level=logging.WARNING, job=current[0].id,
+                         error=error_text(exc))
 
         self._renewer = threading.Thread(target=renew, name=f"lease-{self.name}", daemon=True)
         self._renewer.start()
@@ -286,6 +321,20 @@ class MinbumpWorker(SimpleWorker):
                 return result
         self._stop_requested = True
         return None
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        """Expected failures were logged as one line by :func:`perform`; only bugs get a traceback.
+
+        RQ logs every failure with its traceback; a user's mistake (MinbumpError)
+        or a transient GitHub error is not a bug, and tracebacks are scrubbed of
+        registered secrets before they reach the log.
+        """
+        from rq.job_lifecycle import call_exception_handlers, format_exc_info
+
+        exc_value = exc_info[1]
+        if not isinstance(exc_value, (RetryLater, PermanentFailure, MinbumpError, JobTimeoutException)):
+            self.log.error("job %s: unexpected exception\n%s", job.id, scrub(format_exc_info(exc_info)))
+        call_exception_handlers(self._exc_handlers, job, *exc_info)
 
     def run_maintenance_tasks(self) -> None:
         """Our locked sweep replaces RQ's (whose lock lives 15 min if a worker dies holding it)."""
@@ -320,15 +369,15 @@ class RedisBackend(Backend):
         self.conn = redis.Redis.from_url(
             settings.url,
             socket_connect_timeout=settings.connect_timeout,
-            socket_timeout=max(5.0, settings.connect_timeout),
+            socket_timeout=4.0,  # with the connect timeout, a 503 comes well within GitHub's 10 s
             health_check_interval=15,
         )
         self.queue = Queue(settings.queue_name, connection=self.conn, serializer=JSONSerializer)
+        self._acquire = self.conn.register_script(_ACQUIRE_LUA)
         self._refresh = self.conn.register_script(_REFRESH_LUA)
         self._release = self.conn.register_script(_RELEASE_LUA)
-        self._held: dict[str, str] = {}
+        self._held: dict[int, dict[str, str]] = {}  # worker thread -> {lock key: owner}
         self._held_guard = threading.Lock()
-        self._in_worker = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "RedisBackend":
@@ -343,8 +392,14 @@ class RedisBackend(Backend):
 
     @staticmethod
     def job_id_for(delivery_id: str) -> str:
-        """RQ job id of a delivery: stable, so ``rq info`` and logs can be matched to GitHub's."""
-        return "d-" + re.sub(r"[^A-Za-z0-9_.-]", "_", delivery_id)[:120]
+        """RQ job id of a delivery: ``d-<delivery id>`` so logs and ``rq info`` match GitHub's delivery log.
+
+        An id that is not a plain token (GitHub's are GUIDs) is hashed instead, so
+        two distinct deliveries can never share (and overwrite) one job.
+        """
+        if re.fullmatch(r"[A-Za-z0-9_.-]{1,120}", delivery_id):
+            return "d-" + delivery_id
+        return "h-" + hashlib.sha256(delivery_id.encode("utf-8", "surrogateescape")).hexdigest()[:40]
 
     def _retry(self) -> Retry | None:
         """RQ Retry from our policy: attempts - 1 retries, intervals base * factor**n."""
@@ -412,10 +467,8 @@ class RedisBackend(Backend):
         poll: float = 0.5,
     ) -> int:
         """Run RQ's work loop; after a Redis outage start it again (backoff up to 30 s) instead of exiting."""
-        global _RUNTIME
         runtime = _Runtime(handler=handler, backend=self)
-        _RUNTIME = runtime
-        self._in_worker = True
+        _RUNTIMES[threading.get_ident()] = runtime
         base_name = worker_id or f"{socket.gethostname()}.{os.getpid()}"
         backoff = 0.5
         previous = self._install_idle_signal_handlers(stop)
@@ -452,24 +505,33 @@ class RedisBackend(Backend):
                         self._install_idle_signal_handlers(stop)
                     backoff = 0.5
                 except (redis.ConnectionError, redis.TimeoutError) as exc:
-                    log.warning("Redis unreachable (%s); worker retries in %.1fs", exc, backoff)
+                    slog("worker.redis_unavailable", level=logging.WARNING, error=error_text(exc),
+                         retry_in=backoff)
                 except redis.RedisError as exc:
-                    log.warning("Redis error (%s); worker retries in %.1fs", exc, backoff)
+                    slog("worker.redis_error", level=logging.WARNING, error=error_text(exc), retry_in=backoff)
                 if burst:
-                    break
+                    if not self._pending_soon():
+                        break
+                    stop.wait(0.2)
+                    self.sweep(None)  # moves retries that fell due to the queue
+                    continue
                 if not stop.is_set():
                     # RQ's loop only returns on its own after a failure it could not handle
                     # (e.g. Redis went away mid-job): wait, then start a fresh worker.
                     stop.wait(backoff)
                     backoff = min(30.0, backoff * 2)
         finally:
-            self._in_worker = False
             for signum, handler_before in previous.items():
                 signal.signal(signum, handler_before)
             finished.set()
             sweeper.join(timeout=5)
-            _RUNTIME = None
+            _RUNTIMES.pop(threading.get_ident(), None)
         return runtime.processed
+
+    def _pending_soon(self, within: float = 5.0) -> bool:
+        """Burst mode drains retries due within a few seconds too (as the SQLite backend does)."""
+        scheduled = self.queue.scheduled_job_registry
+        return bool(scheduled.get_jobs_to_schedule(int(time.time() + within))) or self.queue.count > 0
 
     @staticmethod
     def _install_idle_signal_handlers(stop: threading.Event) -> dict[int, Any]:
@@ -490,9 +552,9 @@ class RedisBackend(Backend):
             try:
                 self.sweep(None)
             except redis.RedisError as exc:
-                log.debug("sweep skipped: %s", exc)
-            except Exception:  # noqa: BLE001 - a sweeper bug must not kill the worker
-                log.exception("sweep failed")
+                log.debug("sweep skipped: %s", exc)  # the work loop reports the outage
+            except Exception as exc:  # noqa: BLE001 - a sweeper bug must not kill the worker
+                slog("worker.sweep_failed", level=logging.ERROR, error=error_text(exc))
 
     def sweep(self, worker: SimpleWorker | None) -> bool:
         """One maintenance pass, by at most one worker at a time (a lock that expires by itself).
@@ -599,39 +661,41 @@ class RedisBackend(Backend):
         """Inside a worker the lock lives one lease and is renewed with the job's lease,
         so a SIGKILLed holder blocks the PR for seconds, not for ``ttl``."""
         key = self._pr_key("lock", repo, pr)
-        effective = min(ttl, self.settings.lease_seconds) if self._in_worker else ttl
-        got = bool(self.conn.set(key, owner, nx=True, px=max(1, int(effective * 1000))))
-        if got and self._in_worker:
+        in_worker = threading.get_ident() in _RUNTIMES
+        effective = min(ttl, self.settings.lease_seconds) if in_worker else ttl
+        got = bool(self._acquire(keys=[key], args=[owner, max(1, int(effective * 1000))]))
+        if got and in_worker:
             with self._held_guard:
-                self._held[key] = owner
+                self._held.setdefault(threading.get_ident(), {})[key] = owner
         return got
 
     def release_pr_lock(self, repo: str, pr: int, owner: str) -> None:
         key = self._pr_key("lock", repo, pr)
         with self._held_guard:
-            if self._held.get(key) == owner:
-                del self._held[key]
+            mine = self._held.get(threading.get_ident(), {})
+            if mine.get(key) == owner:
+                del mine[key]
         self._release(keys=[key], args=[owner])
 
     def refresh_held_locks(self) -> None:
-        """Called with each lease renewal; a lock found lost is logged (the job's head check guards writes)."""
+        """Called with each lease renewal (renews the locks of every job in this process, all alive);
+        a lock found lost is logged (the job's head check before each write guards the rest)."""
         with self._held_guard:
-            held = list(self._held.items())
+            held = [item for locks in self._held.values() for item in locks.items()]
         ms = self.settings.lease_seconds * 1000
         for key, owner in held:
             if not self._refresh(keys=[key], args=[owner, ms]):
-                log.warning("PR lock %s was lost (expired or taken over)", key)
+                slog("pr_lock.lost", level=logging.WARNING, key=key, owner=owner)
 
     def release_held_locks(self) -> None:
-        """Release every PR lock this process still holds (end of a job)."""
+        """Release every PR lock the calling worker thread still holds (end of its job)."""
         with self._held_guard:
-            held = list(self._held.items())
-            self._held.clear()
+            held = list(self._held.pop(threading.get_ident(), {}).items())
         for key, owner in held:
             try:
                 self._release(keys=[key], args=[owner])
             except redis.RedisError as exc:
-                log.warning("could not release PR lock %s (%s); it expires within one lease", key, exc)
+                slog("pr_lock.release_failed", level=logging.WARNING, key=key, error=error_text(exc))
 
     def newest_head(self, repo: str, pr: int) -> str | None:
         value = self.conn.get(self._pr_key("head", repo, pr))

@@ -79,32 +79,34 @@ class SQLiteBackend(Backend):
         self,
         path: str | os.PathLike[str],
         retry_policy: RetryPolicy | None = None,
-        lease_seconds: float = 300.0,
+        lease_seconds: float = 60.0,
+        busy_timeout: float = 30.0,
     ) -> None:
         self.path = Path(path)
+        self.busy_timeout = busy_timeout
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.retry_policy = retry_policy or RetryPolicy()
         self.lease_seconds = lease_seconds
         self._local = threading.local()
-        with self._tx() as db:
-            db.executescript(_SCHEMA)
+        self._conn().executescript(_SCHEMA)
+        self.close()  # no connection may cross a fork (gunicorn --preload builds the app pre-fork)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "SQLiteBackend":
         return cls(
             data_dir(env) / "state.sqlite3",
             retry_policy=RetryPolicy.from_env(env),
-            lease_seconds=float(env.get("MINBUMP_LEASE_SECONDS", 300)),
+            lease_seconds=float(env.get("MINBUMP_LEASE_SECONDS", 60)),
         )
 
     # --- connection ---------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
-            db.execute("PRAGMA busy_timeout=30000")
+            db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
             db.row_factory = sqlite3.Row
             self._local.db = db
         return db
@@ -153,9 +155,16 @@ class SQLiteBackend(Backend):
         return True
 
     def ready(self) -> None:
-        with self._tx() as db:
+        """Open the file afresh (a cached connection would hide a vanished file) and take the write lock."""
+        if not self.path.is_file():
+            raise RuntimeError(f"state database {self.path.name} is missing")
+        db = sqlite3.connect(f"file:{self.path}?mode=rw", uri=True, timeout=2.0, isolation_level=None)
+        try:
+            db.execute("BEGIN IMMEDIATE")
             db.execute("SELECT count(*) FROM jobs").fetchone()
-            db.execute("CREATE TEMP TABLE IF NOT EXISTS _ready_probe(x)")
+            db.execute("ROLLBACK")
+        finally:
+            db.close()
 
     # --- leasing ------------------------------------------------------------
     def claim(self, worker_id: str, lease_seconds: float | None = None) -> Lease | None:

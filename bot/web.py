@@ -24,15 +24,17 @@ import re
 import sys
 import threading
 import time
-from typing import Any, Mapping
+from pathlib import Path
+from typing import Any, Mapping, NoReturn
 from urllib.parse import parse_qs
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from bot.errors import MinbumpError
+from bot.github import CHECK_NAME
 from bot.logs import error_text, log, register_secret, setup
-from bot.queue import Backend, Handler, JobSpec, get_backend
+from bot.queue import Backend, Handler, JobSpec, data_dir, get_backend
 
 MAX_BODY = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -49,7 +51,7 @@ def _settings(config: Mapping[str, Any] | None) -> dict[str, Any]:
     return env
 
 
-def _fail_start(message: str) -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
+def _fail_start(message: str) -> NoReturn:
     """Refuse to start with one line on stderr and exit status 2, never a traceback."""
     print(f"minbump: {message}", file=sys.stderr, flush=True)
     raise SystemExit(2)
@@ -85,7 +87,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         _fail_start(error_text(exc))
 
     app = Flask("minbump")
-    app.config["MAX_CONTENT_LENGTH"] = int(env.get("MINBUMP_MAX_BODY", MAX_BODY))
+    cap = int(env.get("MINBUMP_MAX_BODY", MAX_BODY))
+    # One byte over the cap, so that a stream cut at the limit is told apart from one that fits.
+    app.config["MAX_CONTENT_LENGTH"] = cap + 1
     app.extensions["minbump.backend"] = backend
     secret_b = secret.encode()
 
@@ -97,6 +101,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     def readyz() -> tuple[Response, int]:
         try:
             backend.ready()
+            if not env.get("REDIS_URL"):  # SQLite mode: state and git cache share the data dir
+                _probe_storage(data_dir(env))
         except Exception as exc:
             log("readyz.fail", level=logging.WARNING, error=error_text(exc))
             return jsonify(ok=False, error=error_text(exc)), 503
@@ -109,12 +115,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         event = request.headers.get("X-GitHub-Event", "")
         base = {"delivery": delivery or None, "event": event or None}
         length = request.content_length
-        if length is not None and length > app.config["MAX_CONTENT_LENGTH"]:
+        if length is not None and length > cap:
             log("webhook.too_large", level=logging.WARNING, bytes=length, **base)
             return jsonify(error="payload too large"), 413
         try:
-            raw = request.get_data(cache=False)
+            raw = _read_capped(cap)
         except RequestEntityTooLarge:
+            raw = None
+        if raw is None:  # a chunked body without Content-Length ran past the cap
             log("webhook.too_large", level=logging.WARNING, **base)
             return jsonify(error="payload too large"), 413
         sig = request.headers.get("X-Hub-Signature-256", "")
@@ -175,6 +183,31 @@ def start_embedded_worker(app: Flask, backend: Backend, handler: Handler, thread
     app.extensions["minbump.worker_stop"] = stop
     app.extensions["minbump.workers"] = workers
     return stop
+
+
+def _read_capped(cap: int) -> bytes | None:
+    """The raw body, or None when it is longer than ``cap`` (also for chunked uploads)."""
+    stream = request.stream
+    buf = bytearray()
+    while True:
+        chunk = stream.read(min(1 << 20, cap + 1 - len(buf)) or 1)
+        if not chunk:
+            return bytes(buf)
+        buf += chunk
+        if len(buf) > cap:
+            return None
+
+
+def _probe_storage(path: Path) -> None:
+    """The data dir (git cache, SQLite state) exists and takes a write."""
+    path.mkdir(parents=True, exist_ok=True)
+    probe = path / f".readyz-{os.getpid()}-{threading.get_ident()}"
+    try:
+        probe.write_bytes(b"ok")
+    except OSError as exc:
+        raise RuntimeError(f"data dir not writable: {exc.strerror}") from None
+    finally:
+        probe.unlink(missing_ok=True)
 
 
 def _parse(raw: bytes, content_type: str) -> dict[str, Any]:
@@ -241,6 +274,8 @@ def job_for(event: str, payload: dict[str, Any], delivery: str) -> JobSpec | Non
         if action != "rerequested":
             return None
         run = _get(payload, "check_run")
+        if isinstance(run, dict) and run.get("name") != CHECK_NAME:
+            return None  # someone else's check run
         prs = run.get("pull_requests") if isinstance(run, dict) else None
         if not prs:
             return None  # a check run on a commit with no PR in this repository (e.g. from a fork)

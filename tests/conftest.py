@@ -22,3 +22,6 @@ def repo(tmp_path) -> GitRepo:
 
 def pytest_configure(config):
     os.environ.setdefault("GIT_CONFIG_NOSYSTEM", "1")
+
+# --- webhook service (issue 4): the shared fake GitHub fixture ---
+from tests.fakegithub import fake_github  # noqa: E402,F401

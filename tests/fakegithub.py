@@ -41,7 +41,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 API_PREFIX = "/api/v3"
@@ -114,7 +114,7 @@ class FakeGitHub:
         self.app_id = app_id
         self.app_slug = app_slug
         self.per_page_default = per_page_default
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        key = _app_key()
         self.private_key_pem = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption()).decode()
@@ -139,10 +139,11 @@ class FakeGitHub:
 
     # --- lifecycle ------------------------------------------------------------
     def start(self) -> "FakeGitHub":
-        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
+        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True,
+                                   request_handler=_QuietHandler)
         self.port = self._server.server_port
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
-                                        name="fakegithub")
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        daemon=True, name="fakegithub")
         self._thread.start()
         return self
 
@@ -209,12 +210,20 @@ class FakeGitHub:
         self.set_head(full_name, number, head_sha)
         return pull
 
-    def set_head(self, full_name: str, number: int, head_sha: str) -> None:
-        """Move the PR head (a push to the PR branch)."""
-        repo = self.repos[full_name]
-        repo.work.git("push", "-q", "--force", str(repo.bare), f"{head_sha}:refs/pull/{number}/head")
+    def set_head(self, full_name: str, number: int, head_sha: str, update_ref: bool = True) -> None:
+        """Move the PR head (a push to the PR branch).
+
+        ``update_ref=False`` moves only the API's view, as GitHub does for a moment
+        after a push: ``refs/pull/N/head`` catches up later (call :meth:`push_pull_ref`).
+        """
+        if update_ref:
+            self.push_pull_ref(full_name, number, head_sha)
         with self.lock:
             self.pulls[(full_name, number)].head_sha = head_sha
+
+    def push_pull_ref(self, full_name: str, number: int, sha: str) -> None:
+        repo = self.repos[full_name]
+        repo.work.git("push", "-q", "--force", str(repo.bare), f"{sha}:refs/pull/{number}/head")
 
     def fault(self, method: str, path: str, status: int = 502, times: int = 1,
               mode: str = "fail", retry_after: int = 1) -> Fault:
@@ -418,6 +427,14 @@ class FakeGitHub:
                 with self.lock:
                     c = self._new_comment(full, number, body["body"], login, utype)
                 return self._json(c, 201)
+        if (mm := m(r"/issues/comments/(\d+)", rest)) and method == "GET":
+            cid = int(mm.group(1))
+            with self.lock:
+                for (rname, _n), items in self.comments.items():
+                    for c in items:
+                        if rname == full and c["id"] == cid:
+                            return self._json(dict(c))
+            raise _HTTPError(404, "Not Found")
         if (mm := m(r"/issues/comments/(\d+)", rest)) and method == "PATCH":
             cid = int(mm.group(1))
             login, _ = self._actor(kind, who)
@@ -446,6 +463,12 @@ class FakeGitHub:
             with self.lock:
                 self.statuses.setdefault((full, sha), []).append(st)
             return self._json(st, 201)
+        if (mm := m(r"/commits/([0-9a-f]{40})/check-runs", rest)) and method == "GET":
+            name = req.args.get("check_name")
+            with self.lock:
+                runs = [{k: v for k, v in r.items() if not k.startswith("_")} for r in self.check_runs.values()
+                        if r["_repo"] == full and r["head_sha"] == mm.group(1) and (not name or r["name"] == name)]
+            return self._json({"total_count": len(runs), "check_runs": runs})
         if rest == "/check-runs" and method == "POST":
             if kind != "installation":
                 raise _HTTPError(403, "You must authenticate via a GitHub App.")
@@ -562,7 +585,7 @@ class FakeGitHub:
             self._record(req, path, 401, None, label, "git")
             return Response("Authentication required\n", status=401,
                             headers={"WWW-Authenticate": 'Basic realm="GitHub"'})
-        data = environ["wsgi.input"].read() if req.method == "POST" else b""
+        data = req.get_data() if req.method == "POST" else b""
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "GIT_PROJECT_ROOT": str(self.git_root),
@@ -594,6 +617,24 @@ class FakeGitHub:
         return Response(payload, status=status, headers=headers)
 
 
+_KEY: Any = None
+
+
+def _app_key() -> Any:
+    """One RSA key per test session: generating 2048-bit keys costs ~0.5 s each."""
+    global _KEY
+    if _KEY is None:
+        _KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return _KEY
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log on stderr: tests read the fake's :attr:`FakeGitHub.requests` instead."""
+
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
 class _HTTPError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -603,6 +644,50 @@ class _HTTPError(Exception):
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def payload_for(name: str, gh: "FakeGitHub", repo: str, pr: int, head_sha: str,
+                base_ref: str = "main", installation_id: int | None = 31415926) -> dict[str, Any]:
+    """A recorded payload pointed at ``gh``: repository, clone URL, PR number, shas, installation."""
+    data = load_payload(name)
+    owner, name_ = repo.split("/")
+    r = data.get("repository")
+    if isinstance(r, dict):
+        r.update(full_name=repo, name=name_, clone_url=gh.clone_url(repo),
+                 url=f"{gh.api_url}/repos/{repo}", html_url=f"{gh.url}/{repo}")
+        r["owner"]["login"] = owner
+    p = data.get("pull_request")
+    if isinstance(p, dict):
+        data["number"] = pr
+        p.update(number=pr, url=f"{gh.api_url}/repos/{repo}/pulls/{pr}")
+        p["head"]["sha"] = head_sha
+        p["base"]["ref"] = base_ref
+        p["base"]["repo"] = r
+        if data.get("action") == "synchronize":
+            data["after"] = head_sha
+    cr = data.get("check_run")
+    if isinstance(cr, dict):
+        cr["head_sha"] = head_sha
+        cr["app"]["id"] = gh.app_id
+        for item in cr.get("pull_requests", []):
+            item["number"] = pr
+            item["head"]["sha"] = head_sha
+            item["base"]["ref"] = base_ref
+    if installation_id is None:
+        data.pop("installation", None)
+    elif isinstance(data.get("installation"), dict):
+        data["installation"]["id"] = installation_id
+    return data
+
+
+def webhook_headers(event: str, body: bytes, secret: str | None, delivery: str | None = None) -> dict[str, str]:
+    """The headers GitHub sends with a delivery (signature only when ``secret`` is given)."""
+    headers = {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery or new_delivery_id(),
+               "Content-Type": "application/json", "User-Agent": "GitHub-Hookshot/abc1234",
+               "X-GitHub-Hook-ID": "109948940"}
+    if secret is not None:
+        headers["X-Hub-Signature-256"] = sign(body, secret)
+    return headers
 
 
 def new_delivery_id() -> str:
@@ -616,4 +701,82 @@ def fake_github(tmp_path: Path) -> Iterator[FakeGitHub]:
         yield gh
 
 
-__all__ = ["FakeGitHub", "Recorded", "fake_github", "load_payload", "new_delivery_id", "sign"]
+__all__ = ["FakeGitHub", "Recorded", "fake_github", "load_payload", "new_delivery_id", "payload_for", "sign",
+           "webhook_headers"]
+
+
+# --- a whole service against the fake: reused by job, Redis and benchmark tests -------------
+
+SECRET = "whsec-test-0123456789"
+NOVA_DRIVER = "nova/virt/libvirt/driver.py"
+
+
+def fast_env(gh: "FakeGitHub", data_dir: Path, **extra: str) -> dict[str, str]:
+    """Service environment pointed at ``gh`` with retry delays shrunk for tests."""
+    env = {"WEBHOOK_SECRET": SECRET, "GITHUB_API_URL": gh.api_url, "MINBUMP_DATA_DIR": str(data_dir),
+           "MINBUMP_GITHUB_BACKOFF": "0.01", "MINBUMP_GITHUB_WRITE_INTERVAL": "0",
+           "MINBUMP_GITHUB_REQUEST_INTERVAL": "0", "MINBUMP_GITHUB_TIMEOUT": "5",
+           "MINBUMP_PUBLISH_BACKOFF": "0.01", "MINBUMP_RETRY_BASE": "0.05",
+           "MINBUMP_SECONDARY_RATE_WAIT": "1", "MINBUMP_GIT_TIMEOUT": "30", "MINBUMP_REF_LAG_DELAY": "0.05"}
+    env.update(extra)
+    return env
+
+
+def nova_repo(path: Path, *, head_min: str = "(1, 2, 9)", head_files: dict[str, Any] | None = None) -> tuple[Any, str, str]:
+    """The Ocata-era nova bump: base 1.2.1 (tag 14.0.0, Newton), head raises to 1.2.9 unwarned.
+
+    Returns (GitRepo, base sha, head sha); the head commit is on branch ``bump``.
+    """
+    from tests.gitrepo import GitRepo
+    from tests.nova import CONFIG, driver
+
+    work = GitRepo(path)
+    base = work.commit({NOVA_DRIVER: driver("(1, 2, 1)", "(1, 2, 1)"), ".github/minbump.yml": CONFIG},
+                       date="2016-09-01T10:00:00+00:00")
+    work.tag("14.0.0", date="2016-10-06T10:00:00+00:00")
+    work.branch("bump")
+    files = {NOVA_DRIVER: driver(head_min, head_min)} if head_files is None else head_files
+    head = work.commit(files, date="2016-11-20T10:00:00+00:00")
+    work.checkout("main")
+    return work, base, head
+
+
+class Harness:
+    """Web app + backend + job runner on one data dir, driven synchronously by tests.
+
+    ``deliver`` posts a signed webhook through Flask's test client; ``work``
+    runs the worker in burst mode until the queue is empty.
+    """
+
+    def __init__(self, gh: "FakeGitHub", data_dir: Path, env: dict[str, str] | None = None,
+                 backend: Any = None) -> None:
+        from bot.job import JobRunner, JobSettings
+        from bot.queue import get_backend
+        from bot.web import create_app
+
+        self.gh = gh
+        self.env = env or fast_env(gh, data_dir)
+        self.backend = backend or get_backend(self.env)
+        self.runner = JobRunner(JobSettings.from_env(self.env))
+        self.app = create_app({**self.env, "backend": self.backend})
+        self.client = self.app.test_client()
+
+    def deliver(self, name: str, repo: str, pr: int, head_sha: str, base_ref: str = "main",
+                delivery: str | None = None, event: str | None = None,
+                mutate: Any = None, **kw: Any) -> Any:
+        payload = payload_for(name, self.gh, repo, pr, head_sha, base_ref, **kw)
+        if mutate is not None:
+            mutate(payload)
+        body = json.dumps(payload).encode()
+        event = event or name.split(".")[0]
+        return self.client.post("/webhook", data=body,
+                                headers=webhook_headers(event, body, SECRET, delivery))
+
+    def work(self, timeout: float = 30.0) -> int:
+        stop = threading.Event()
+        timer = threading.Timer(timeout, stop.set)
+        timer.start()
+        try:
+            return self.backend.run_worker(self.runner.handler(), stop=stop, burst=True, poll=0.01)
+        finally:
+            timer.cancel()

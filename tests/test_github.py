@@ -1,0 +1,210 @@
+"""Publishing through PyGithub against the fake: limits, batching, identity, retries, settings."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from bot.errors import MinbumpError
+from bot.github import (
+    COMMENT_LIMIT,
+    MARKER,
+    Clients,
+    ConfigurationError,
+    GitHubSettings,
+    PublishState,
+    Publisher,
+    TransientGitHubError,
+    annotations_for,
+    comment_body,
+    previous_verdict,
+)
+from tests.gitrepo import GitRepo
+
+REPO = "octo/r"
+
+
+@pytest.fixture
+def hosted(tmp_path, fake_github):
+    work = GitRepo(tmp_path / "w")
+    work.commit({"a.py": "X = 1\n"})
+    head = work.commit({"a.py": "X = 2\n"})
+    fake_github.add_repo(REPO, work)
+    fake_github.add_pull(REPO, 3, head)
+    return head
+
+
+def settings(gh, **env):
+    base = {"GITHUB_API_URL": gh.api_url, "MINBUMP_GITHUB_BACKOFF": "0.01", "MINBUMP_GITHUB_WRITE_INTERVAL": "0",
+            "MINBUMP_GITHUB_REQUEST_INTERVAL": "0", "MINBUMP_SECONDARY_RATE_WAIT": "1"}
+    base.update(env)
+    return GitHubSettings.from_env(base)
+
+
+def token_publisher(gh, login="bot-user"):
+    s = Clients(settings(gh, GITHUB_TOKEN=gh.add_token(login))).session(None)
+    return Publisher(s, REPO, 3)
+
+
+def app_publisher(gh, tmp_path):
+    gh.add_installation(77)
+    s = Clients(settings(gh, APP_ID=str(gh.app_id), PRIVATE_KEY=gh.private_key_pem.replace("\n", "\\n")))
+    return Publisher(s.session(77), REPO, 3)
+
+
+def test_long_report_is_truncated_under_the_comment_limit(fake_github, hosted):
+    report = "| row |\n" * 20000  # 160k characters
+    body = comment_body(report, "fail", hosted, True, None)
+    assert len(body) < COMMENT_LIMIT and "truncated" in body and hosted in body and body.startswith(MARKER)
+    pub = token_publisher(fake_github)
+    assert pub.upsert_comment(lambda prev: body, True, PublishState(), None) == "created"
+    assert len(fake_github.pr_comments(REPO, 3)[0]["body"]) < COMMENT_LIMIT
+
+
+def test_resolved_only_after_an_impact():
+    first = comment_body("r", "pass", "a" * 40, True, None)
+    assert "Resolved" not in first and previous_verdict(first) == "pass"
+    failed = comment_body("r", "fail", "a" * 40, True, previous_verdict(first))
+    resolved = comment_body("r", "neutral", "b" * 40, False, previous_verdict(failed))
+    assert "Resolved" in resolved and "no longer changes a watched minimum" in resolved
+    assert previous_verdict(resolved) == "resolved"
+    assert "Resolved" in comment_body("r", "pass", "c" * 40, True, "resolved")
+    assert "Resolved" not in comment_body("r", "warn", "c" * 40, True, "resolved")
+
+
+def test_unchanged_body_is_not_edited_and_other_peoples_markers_ignored(fake_github, hosted):
+    fake_github.add_comment(REPO, 3, f"{MARKER} pasted", "someone-else")
+    pub = token_publisher(fake_github)
+    st = PublishState()
+    assert pub.upsert_comment(lambda p: MARKER + " v1", True, st, None) == "created"
+    assert pub.upsert_comment(lambda p: MARKER + " v1", True, st, None) == "unchanged"
+    assert pub.upsert_comment(lambda p: MARKER + " v2", True, PublishState(), None) == "edited"
+    assert fake_github.count("PATCH", r".*/issues/comments/\d+") == 1
+    bodies = sorted(c["body"] for c in fake_github.pr_comments(REPO, 3))
+    assert bodies == [f"{MARKER} pasted", MARKER + " v2"]
+
+
+def test_no_comment_created_when_not_allowed(fake_github, hosted):
+    pub = token_publisher(fake_github)
+    assert pub.upsert_comment(lambda p: MARKER, False, PublishState(), None) == "none"
+    assert fake_github.pr_comments(REPO, 3) == []
+
+
+def test_a_stale_comment_id_hint_falls_back_to_search(fake_github, hosted):
+    other = fake_github.add_comment(REPO, 3, f"{MARKER} not ours", "mallory")
+    pub = token_publisher(fake_github)
+    st = PublishState()
+    assert pub.upsert_comment(lambda p: MARKER + " ours", True, st, other["id"]) == "created"
+    assert st.comment_id != other["id"]
+
+
+def test_commit_status_description_fits(fake_github, hosted):
+    pub = token_publisher(fake_github)
+    pub.publish_status(hosted, "warn", "w" * 500, "summary", [], PublishState())
+    (st,) = fake_github.commit_statuses(REPO, hosted)
+    assert st["state"] == "success" and len(st["description"]) == 140
+
+
+def test_check_run_annotations_in_batches_of_50(fake_github, hosted, tmp_path):
+    pub = app_publisher(fake_github, tmp_path)
+    anns = [{"path": "a.py", "start_line": i, "end_line": i, "annotation_level": "warning", "message": f"m{i}"}
+            for i in range(1, 121)]
+    pub.publish_status(hosted, "neutral", "title", "s" * 70000, anns, PublishState())
+    (run,) = fake_github.runs_for(REPO, hosted)
+    assert run["conclusion"] == "neutral" and len(run["output"]["summary"]) <= 65535
+    assert [a["start_line"] for a in fake_github.annotations[run["id"]]] == list(range(1, 121))
+    assert fake_github.count("POST", rf"/repos/{REPO}/check-runs") == 1
+    assert fake_github.count("PATCH", rf"/repos/{REPO}/check-runs/\d+") == 2
+
+
+def test_check_run_retry_after_a_failed_patch_does_not_duplicate(fake_github, hosted, tmp_path):
+    pub = app_publisher(fake_github, tmp_path)
+    anns = [{"path": "a.py", "start_line": i, "end_line": i, "annotation_level": "failure", "message": "m"}
+            for i in range(1, 61)]
+    fake_github.fault("PATCH", rf"/repos/{REPO}/check-runs/\d+", status=502, times=10)
+    st = PublishState()
+    with pytest.raises(TransientGitHubError):
+        pub.publish_status(hosted, "fail", "t", "s", anns, st)
+    fake_github.faults.clear()
+    pub.publish_status(hosted, "fail", "t", "s", anns, st)  # the job's publish retry
+    (run,) = fake_github.runs_for(REPO, hosted)
+    assert len(fake_github.annotations[run["id"]]) == 60
+
+
+def test_check_run_create_applied_then_502_is_adopted_not_duplicated(fake_github, hosted, tmp_path):
+    pub = app_publisher(fake_github, tmp_path)
+    anns = [{"path": "a.py", "start_line": 1, "end_line": 1, "annotation_level": "failure", "message": "m"}]
+    fake_github.fault("POST", rf"/repos/{REPO}/check-runs", status=502, mode="apply_then_fail")
+    st = PublishState()
+    with pytest.raises(TransientGitHubError):
+        pub.publish_status(hosted, "fail", "t", "s", anns, st)
+    pub.publish_status(hosted, "fail", "t", "s", anns, st)
+    (run,) = fake_github.runs_for(REPO, hosted)
+    assert run["conclusion"] == "failure" and fake_github.count("POST", rf"/repos/{REPO}/check-runs") == 1
+    assert len(fake_github.annotations[run["id"]]) == 1
+
+
+def test_app_identity_is_the_bot_login(fake_github, hosted, tmp_path):
+    pub = app_publisher(fake_github, tmp_path)
+    assert pub.s.login == "minbump-test[bot]" and pub.s.mode == "app"
+    pub.upsert_comment(lambda p: MARKER + " x", True, PublishState(), None)
+    assert fake_github.pr_comments(REPO, 3)[0]["user"]["login"] == "minbump-test[bot]"
+
+
+def test_persistent_5xx_becomes_transient_error(fake_github, hosted):
+    pub = token_publisher(fake_github)
+    fake_github.fault("GET", rf"/repos/{REPO}/pulls/3", status=503, times=100)
+    with pytest.raises(TransientGitHubError):
+        pub.head_sha()
+
+
+def test_4xx_is_permanent(fake_github, hosted):
+    pub = Publisher(token_publisher(fake_github).s, REPO, 99)
+    with pytest.raises(MinbumpError, match="GitHub 404"):
+        pub.head_sha()
+
+
+def test_bad_token_is_a_clear_error(fake_github):
+    with pytest.raises(MinbumpError, match="GitHub 401: Bad credentials"):
+        Clients(settings(fake_github, GITHUB_TOKEN="ghp_wrong_token")).session(None)
+
+
+def test_primary_rate_limit_reset_becomes_retry_delay(fake_github, hosted):
+    """A 403 with X-RateLimit-Remaining: 0 is transient with the reset time as delay."""
+    from bot.github import _retry_after
+
+    reset = time.time() + 30
+    assert 29 <= _retry_after({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(reset))}) <= 32
+    assert _retry_after({"Retry-After": "7"}) == 7.0
+
+
+@pytest.mark.parametrize("env,message", [
+    ({}, "set GITHUB_TOKEN"),
+    ({"APP_ID": "12"}, "neither PRIVATE_KEY"),
+    ({"APP_ID": "abc", "PRIVATE_KEY": "x"}, "numeric"),
+    ({"APP_ID": "12", "PRIVATE_KEY": "not a key"}, "not a PEM"),
+    ({"APP_ID": "12", "PRIVATE_KEY_PATH": "/nonexistent/key.pem"}, "cannot read"),
+    ({"GITHUB_TOKEN": "t", "GITHUB_API_URL": "ftp://x"}, "GITHUB_API_URL"),
+])
+def test_settings_errors_are_one_line(env, message):
+    with pytest.raises(ConfigurationError, match=message) as exc:
+        GitHubSettings.from_env(env)
+    assert "\n" not in str(exc.value)
+
+
+def test_settings_default_to_github_com_and_strip_ghes_slash():
+    assert GitHubSettings.from_env({"GITHUB_TOKEN": "t"}).api_url == "https://api.github.com"
+    s = GitHubSettings.from_env({"GITHUB_TOKEN": "t", "GITHUB_API_URL": "https://ghe.example.org/api/v3/"})
+    assert s.api_url == "https://ghe.example.org/api/v3" and s.mode == "token"
+
+
+def test_annotations_only_on_changed_constant_lines():
+    report = SimpleNamespace(verdict="fail", still_supported_drops=[{"label": "Ubuntu 14.04", "platform": "u"}],
+                             changes=[{"constant": "MIN_LIBVIRT_VERSION", "old": "1.2.1", "new": "1.2.9",
+                                       "file": "nova/virt/libvirt/driver.py", "line": 17},
+                                      {"constant": "GONE", "old": "1", "new": None, "file": None, "line": None}])
+    (a,) = annotations_for(report)
+    assert a["start_line"] == a["end_line"] == 17 and a["annotation_level"] == "failure"
+    assert "Ubuntu 14.04" in a["message"] and "1.2.1 → 1.2.9" in a["message"]

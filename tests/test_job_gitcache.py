@@ -1,0 +1,104 @@
+"""The bare git cache: narrow fetches over smart HTTP, credentials by header, hostile inputs refused."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+
+import pytest
+
+from bot.errors import MinbumpError
+from bot.gitcache import GitCache, GitFetchError, check_clone_url, valid_branch
+from tests.gitrepo import GitRepo
+
+REPO = "octo/lib"
+
+
+@pytest.fixture
+def hosted(tmp_path, fake_github):
+    work = GitRepo(tmp_path / "w")
+    base = work.commit({"a.py": "X = 1\n"}, date="2016-01-01T00:00:00+00:00")
+    work.tag("1.0.0")
+    work.branch("topic")
+    head = work.commit({"a.py": "X = 2\n"}, date="2016-02-01T00:00:00+00:00")
+    work.checkout("main")
+    work.branch("unrelated")
+    work.commit({"b.py": "Y = 1\n"})
+    work.checkout("main")
+    fake_github.add_repo(REPO, work)
+    fake_github.add_pull(REPO, 4, head)
+    token = fake_github.add_token("bot")
+    return work, base, head, token
+
+
+def refs(path) -> set[str]:
+    out = subprocess.run(["git", "-C", str(path), "for-each-ref", "--format=%(refname)"],
+                         capture_output=True, text=True, check=True).stdout
+    return set(out.split())
+
+
+def test_fetch_takes_base_pull_head_and_tags_only(tmp_path, fake_github, hosted):
+    work, base, head, token = hosted
+    cache = GitCache(tmp_path / "cache")
+    f = cache.fetch(REPO, fake_github.clone_url(REPO), "main", 4, token)
+    assert (f.base_sha, f.pull_sha) == (base, head)
+    assert refs(f.path) == {"refs/minbump/base/main", "refs/minbump/pull/4/head", "refs/tags/1.0.0"}
+    assert subprocess.run(["git", "-C", str(f.path), "rev-parse", "--is-bare-repository"],
+                          capture_output=True, text=True).stdout.strip() == "true"
+    assert not (f.path / "a.py").exists()
+    # the token went as a header, the URL carried no credentials
+    git = [q for q in fake_github.requests if q.kind == "git"]
+    assert git and all(q.auth == "token:bot" for q in git) and all("@" not in q.path for q in git)
+    # a second fetch reuses the clone
+    again = cache.fetch(REPO, fake_github.clone_url(REPO), "main", 4, token)
+    assert again.path == f.path and again.pull_sha == head
+
+
+def test_without_a_token_private_repos_fail_fast_without_prompting(tmp_path, fake_github, hosted):
+    cache = GitCache(tmp_path / "cache", timeout=20)
+    with pytest.raises(GitFetchError):
+        cache.fetch(REPO, fake_github.clone_url(REPO), "main", 4, None)
+
+
+def test_missing_pull_ref_is_permanent(tmp_path, fake_github, hosted):
+    _, _, _, token = hosted
+    with pytest.raises(MinbumpError, match="couldn't find remote ref"):
+        GitCache(tmp_path / "cache").fetch(REPO, fake_github.clone_url(REPO), "main", 99, token)
+
+
+def test_unreachable_host_is_transient(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed
+    with pytest.raises(GitFetchError):
+        GitCache(tmp_path / "cache", timeout=10).fetch(REPO, f"http://127.0.0.1:{port}/octo/lib.git", "main", 1, "t")
+
+
+@pytest.mark.parametrize("url", [
+    "ext::sh -c touch% pwned", "file:///etc", "--upload-pack=touch x", "ssh://git@example.org/a/b.git",
+    "https://user:pass@example.org/a/b.git", "https://example.org/a b.git",
+])
+def test_hostile_clone_urls_are_refused(tmp_path, url):
+    with pytest.raises(MinbumpError):
+        check_clone_url(url)
+    with pytest.raises(MinbumpError):
+        GitCache(tmp_path / "cache").fetch(REPO, url, "main", 1, None)
+
+
+@pytest.mark.parametrize("name,ok", [
+    ("main", True), ("stable/2023.1", True), ("--upload-pack=x", False), ("-x", False),
+    ("a..b", False), ("refs/*", False), ("a b", False), ("", False), ("x:y", False),
+])
+def test_branch_names(name, ok):
+    assert valid_branch(name) is ok
+
+
+def test_hostile_repo_names_and_pr_numbers(tmp_path, fake_github, hosted):
+    cache = GitCache(tmp_path / "cache")
+    for repo in ("../../etc", "a/b/c", "-o/x"):
+        with pytest.raises(MinbumpError):
+            cache.path_for(repo)
+    with pytest.raises(MinbumpError):
+        cache.fetch(REPO, fake_github.clone_url(REPO), "--upload-pack=x", 4, None)
+    with pytest.raises(MinbumpError):
+        cache.fetch(REPO, fake_github.clone_url(REPO), "main", -1, None)

@@ -1,0 +1,297 @@
+"""The webhook endpoint: signatures, body limits, events, dedupe, health, start-up refusal.
+
+These use the real SQLite backend and an injected job handler that records
+the specs it is given (the job itself is covered in test_job_e2e.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from bot.sqlitequeue import SQLiteBackend
+from bot.web import create_app
+from tests.fakegithub import SECRET, load_payload, sign, webhook_headers
+
+HEAD = "2b2f8a8a2f1c9e7d3b6a5c4d3e2f1a0b9c8d7e6f"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    for name in ("REDIS_URL", "APP_ID", "PRIVATE_KEY", "PRIVATE_KEY_PATH", "GITHUB_TOKEN", "WEBHOOK_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.specs: list = []
+
+    def __call__(self, spec, backend) -> None:
+        self.specs.append(spec)
+
+
+@pytest.fixture
+def setup(tmp_path):
+    backend = SQLiteBackend(tmp_path / "data" / "state.sqlite3")
+    rec = Recorder()
+    env = {"WEBHOOK_SECRET": SECRET, "GITHUB_TOKEN": "ghp_dummy_for_web_tests", "MINBUMP_DATA_DIR": str(tmp_path / "data")}
+    app = create_app({**env, "backend": backend, "job_handler": rec})
+    return app.test_client(), backend, rec
+
+
+def post(client, event: str, payload, *, secret: str | None = SECRET, delivery: str | None = None,
+         headers: dict | None = None, raw: bytes | None = None):
+    body = raw if raw is not None else json.dumps(payload).encode()
+    h = webhook_headers(event, body, secret, delivery)
+    h.update(headers or {})
+    return client.post("/webhook", data=body, headers=h)
+
+
+def drain(backend, handler) -> int:
+    return backend.run_worker(handler, stop=threading.Event(), burst=True, poll=0.01)
+
+
+def test_missing_signature_is_401(setup):
+    client, backend, _ = setup
+    r = post(client, "pull_request", load_payload("pull_request.opened"), secret=None)
+    assert r.status_code == 401 and "X-Hub-Signature-256" in r.json["error"]
+    assert backend.pending_count() == 0
+
+
+def test_wrong_signature_is_401(setup):
+    client, backend, _ = setup
+    r = post(client, "pull_request", load_payload("pull_request.opened"), secret="not-the-secret")
+    assert r.status_code == 401
+    body = json.dumps(load_payload("pull_request.opened")).encode()
+    # right secret, but over a different body (tampered in transit)
+    r = client.post("/webhook", data=body + b" ", headers={**webhook_headers("pull_request", body, SECRET)})
+    assert r.status_code == 401
+    r = post(client, "pull_request", {}, headers={"X-Hub-Signature-256": "sha1=abc"})
+    assert r.status_code == 401
+    assert backend.pending_count() == 0
+
+
+def test_malformed_json_is_400(setup):
+    client, backend, _ = setup
+    r = post(client, "pull_request", None, raw=b'{"action": "opened",')
+    assert r.status_code == 400 and r.json["error"] == "body is not valid JSON"
+    r = post(client, "pull_request", None, raw=b"[1, 2]")
+    assert r.status_code == 400
+    r = post(client, "pull_request", None, raw=b"\xff\xfe")
+    assert r.status_code == 400
+
+
+def test_payload_missing_fields_is_400_not_dropped(setup):
+    client, backend, _ = setup
+    p = load_payload("pull_request.opened")
+    del p["pull_request"]["head"]["sha"]
+    r = post(client, "pull_request", p)
+    assert r.status_code == 400 and r.json["error"] == "payload lacks pull_request.head.sha"
+    p = load_payload("pull_request.opened")
+    p["pull_request"]["head"]["sha"] = "--upload-pack=evil"
+    assert post(client, "pull_request", p).status_code == 400
+
+
+def test_oversized_body_is_413(setup):
+    client, backend, _ = setup
+    big = b'{"pad": "' + b"x" * (25 * 1024 * 1024) + b'"}'
+    r = client.post("/webhook", data=big, headers=webhook_headers("pull_request", b"", SECRET))
+    assert r.status_code == 413
+    assert backend.pending_count() == 0
+
+
+def test_chunked_body_past_the_cap_is_413_over_real_http(tmp_path):
+    """No Content-Length (chunked upload): the cap is enforced while reading."""
+    import requests
+    from werkzeug.serving import make_server
+
+    backend = SQLiteBackend(tmp_path / "state.sqlite3")
+    app = create_app({"WEBHOOK_SECRET": SECRET, "GITHUB_TOKEN": "ghp_x_dummy_123", "MINBUMP_MAX_BODY": "100000",
+                      "backend": backend, "job_handler": Recorder()})
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    t.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/webhook"
+
+        def chunks(n):
+            for _ in range(n):
+                yield b"x" * 10_000
+
+        r = requests.post(url, data=chunks(11), headers=webhook_headers("pull_request", b"", SECRET), timeout=10)
+        assert r.status_code == 413
+        body = json.dumps(load_payload("pull_request.opened")).encode()
+        r = requests.post(url, data=iter([body[:100], body[100:]]),
+                          headers=webhook_headers("pull_request", body, SECRET), timeout=10)
+        assert r.status_code == 202  # a chunked body under the cap is fine
+    finally:
+        server.shutdown()
+    assert backend.pending_count() == 1
+
+
+def test_ping_is_answered(setup):
+    client, backend, _ = setup
+    r = post(client, "ping", load_payload("ping"))
+    assert r.status_code == 200 and r.json["pong"] is True
+    assert backend.pending_count() == 0
+
+
+@pytest.mark.parametrize("event,name", [
+    ("installation", "installation.created"),
+    ("pull_request", "pull_request.closed"),
+    ("pull_request", "pull_request.edited_title"),
+    ("check_run", "check_run.created"),
+    ("push", "ping"),
+])
+def test_unhandled_events_get_2xx_and_no_job(setup, event, name):
+    client, backend, _ = setup
+    r = post(client, event, load_payload(name))
+    assert r.status_code == 200 and r.json["ignored"]
+    assert backend.pending_count() == 0
+
+
+@pytest.mark.parametrize("name", ["pull_request.opened", "pull_request.synchronize",
+                                  "pull_request.reopened", "pull_request.edited"])
+def test_handled_pull_request_actions_are_queued(setup, name):
+    client, backend, rec = setup
+    r = post(client, "pull_request", load_payload(name))
+    assert r.status_code == 202
+    drain(backend, rec)
+    spec = rec.specs[0]
+    assert (spec.repo, spec.pr, spec.head_sha, spec.installation_id) == ("openstack/nova", 17, HEAD, 31415926)
+    assert spec.clone_url == "https://github.com/openstack/nova.git" and spec.base_ref == "master"
+
+
+def test_check_run_rerequested_is_queued(setup):
+    client, backend, rec = setup
+    assert post(client, "check_run", load_payload("check_run.rerequested")).status_code == 202
+    drain(backend, rec)
+    assert rec.specs[0].event == "check_run" and rec.specs[0].pr == 17 and rec.specs[0].head_sha == HEAD
+
+
+def test_rerequest_of_another_apps_check_run_is_ignored(setup):
+    client, backend, _ = setup
+    p = load_payload("check_run.rerequested")
+    p["check_run"]["name"] = "ci/tests"
+    r = post(client, "check_run", p)
+    assert r.status_code == 200 and r.json["ignored"] and backend.pending_count() == 0
+
+
+def test_form_encoded_delivery_is_accepted(setup):
+    from urllib.parse import urlencode
+
+    client, backend, rec = setup
+    body = urlencode({"payload": json.dumps(load_payload("pull_request.opened"))}).encode()
+    h = webhook_headers("pull_request", body, SECRET)
+    h["Content-Type"] = "application/x-www-form-urlencoded"
+    assert client.post("/webhook", data=body, headers=h).status_code == 202
+
+
+def test_redelivery_is_2xx_and_runs_once(setup):
+    client, backend, rec = setup
+    p = load_payload("pull_request.opened")
+    assert post(client, "pull_request", p, delivery="abc-1").status_code == 202
+    r = post(client, "pull_request", p, delivery="abc-1")
+    assert r.status_code == 200 and r.json["duplicate"] is True
+    assert post(client, "pull_request", p, delivery="abc-2").status_code == 202
+    drain(backend, rec)
+    assert [s.delivery_id for s in rec.specs] == ["abc-1", "abc-2"]
+
+
+def test_delivery_is_durable_before_202(tmp_path):
+    """Accept with no worker, reopen the store (a restart): the job is there."""
+    path = tmp_path / "state.sqlite3"
+    app = create_app({"WEBHOOK_SECRET": SECRET, "GITHUB_TOKEN": "ghp_x_dummy_123",
+                      "backend": SQLiteBackend(path), "job_handler": Recorder()})
+    assert post(app.test_client(), "pull_request", load_payload("pull_request.opened")).status_code == 202
+    rec = Recorder()
+    drain(SQLiteBackend(path), rec)
+    assert len(rec.specs) == 1
+
+
+def test_healthz_and_readyz(setup, tmp_path):
+    client, backend, _ = setup
+    assert client.get("/healthz").status_code == 200
+    r = client.get("/readyz")
+    assert r.status_code == 200 and r.json["ok"] is True
+    # storage gone: not ready (healthz stays up: it has no dependencies)
+    os.rename(backend.path, str(backend.path) + ".moved")
+    r = client.get("/readyz")
+    assert r.status_code == 503 and r.json["ok"] is False and "missing" in r.json["error"]
+    assert client.get("/healthz").status_code == 200
+
+
+def test_readyz_fails_when_the_data_dir_is_unusable(tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the data dir should be")
+    app = create_app({"WEBHOOK_SECRET": SECRET, "GITHUB_TOKEN": "ghp_x_dummy_123", "MINBUMP_DATA_DIR": str(blocker),
+                      "backend": SQLiteBackend(tmp_path / "state.sqlite3"), "job_handler": Recorder()})
+    r = app.test_client().get("/readyz")
+    assert r.status_code == 503 and r.json["ok"] is False
+
+
+def test_queue_failure_is_503_so_github_can_redeliver(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "state.sqlite3"
+    backend = SQLiteBackend(path, busy_timeout=0.2)
+    client = create_app({"WEBHOOK_SECRET": SECRET, "GITHUB_TOKEN": "ghp_x_dummy_123", "backend": backend,
+                         "job_handler": Recorder()}).test_client()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # another process holds the database
+    try:
+        r = post(client, "pull_request", load_payload("pull_request.opened"), delivery="locked-1")
+        assert r.status_code == 503
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    # not marked seen: GitHub's redelivery is accepted
+    assert post(client, "pull_request", load_payload("pull_request.opened"), delivery="locked-1").status_code == 202
+
+
+def test_refuses_to_start_without_webhook_secret(capsys):
+    with pytest.raises(SystemExit) as exc:
+        create_app({"GITHUB_TOKEN": "ghp_x_dummy_123"})
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("minbump: WEBHOOK_SECRET") and "\n" not in err
+
+
+def test_refuses_to_start_without_github_credentials(capsys, tmp_path):
+    with pytest.raises(SystemExit):
+        create_app({"WEBHOOK_SECRET": SECRET, "MINBUMP_DATA_DIR": str(tmp_path)})
+    err = capsys.readouterr().err.strip()
+    assert "GITHUB_TOKEN" in err and "\n" not in err
+
+
+def test_cli_serve_without_secret_is_one_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("WEBHOOK_SECRET", "REDIS_URL")}
+    env["MINBUMP_DATA_DIR"] = str(tmp_path)
+    res = subprocess.run([sys.executable, "-m", "bot.cli", "serve", "--port", "0"], env=env,
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 2
+    assert res.stderr.strip().count("\n") == 0 and "WEBHOOK_SECRET" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_gunicorn_refuses_to_start_without_secret(tmp_path):
+    """The Procfile's web line: gunicorn exits instead of looping on worker boot."""
+    env = {k: v for k, v in os.environ.items() if k not in ("WEBHOOK_SECRET", "REDIS_URL")}
+    env["MINBUMP_DATA_DIR"] = str(tmp_path)
+    gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+    res = subprocess.run([gunicorn, "--worker-class", "gthread", "--preload", "--bind", "127.0.0.1:0",
+                          "bot.web:create_app()"], env=env, capture_output=True, text=True, timeout=30)
+    assert res.returncode != 0
+    assert "minbump: WEBHOOK_SECRET is not set" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_signature_helper_matches_github_example():
+    # GitHub's documented example: secret "It's a Secret to Everybody", body "Hello, World!"
+    assert sign(b"Hello, World!", "It's a Secret to Everybody") == (
+        "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")
