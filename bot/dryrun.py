@@ -73,18 +73,24 @@ def load_calendar(g: GitRepo, base_sha: str, cfg: Config) -> calendars.Calendar 
 
 def run_refs(repo_path: str | Path, base: str, head: str, *, config_path: str | None = None,
              preset: str | None = None, as_of: date | None = None, today: date | None = None,
-             matrix_files: list[str] | None = None) -> Report:
-    """Analyse `base..head` of a local clone (bare or not); see docs/DESIGN.md."""
+             matrix_files: list[str] | None = None, config_ref: str | None = None) -> Report:
+    """Analyse `base..head` of a local clone (bare or not); see docs/DESIGN.md.
+
+    `config_ref` is where `.github/minbump.yml` and the repository's matrix
+    files are read (default: `base`); the bot passes the base branch's tip
+    while diffing from the merge base.
+    """
     with GitRepo(repo_path) as g:
         base_sha, head_sha = g.resolve(base), g.resolve(head)
-        cfg = load_config(g, base_sha, base, config_path, preset)
+        policy_sha = g.resolve(config_ref) if config_ref else base_sha
+        cfg = load_config(g, policy_sha, config_ref or base, config_path, preset)
         patterns = cfg.watch
         changed = g.changed(base_sha, head_sha)
         policy = cfg.watched_paths()[len(cfg.watch):]
         relevant = [c for c in changed
                     if any(glob_match(p, c[1]) or (c[2] and glob_match(p, c[2])) for p in cfg.watched_paths())]
-        matrix = load_matrix(g, base_sha, cfg, matrix_files)
-        calendar = load_calendar(g, base_sha, cfg)
+        matrix = load_matrix(g, policy_sha, cfg, matrix_files)
+        calendar = load_calendar(g, policy_sha, cfg)
         head_date = g.commit(head_sha).committed.date()
         inputs = Inputs(config=cfg, matrix=matrix, calendar=calendar, base_sha=base_sha, head_sha=head_sha,
                         head_date=head_date, base_files={}, head_files={}, changed=relevant, as_of=as_of,

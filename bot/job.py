@@ -135,7 +135,8 @@ class JobRunner:
         from bot.dryrun import NotConfigured, run_refs
 
         try:
-            report = run_refs(fetched.path, base, spec.head_sha, today=date.today())
+            report = run_refs(fetched.path, base, spec.head_sha, today=date.today(),
+                              config_ref=fetched.base_sha)
         except NotConfigured as exc:
             not_configured, problem = True, str(exc)
         except MinbumpError as exc:
