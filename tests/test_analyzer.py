@@ -373,3 +373,18 @@ def test_bare_repository_and_read_only(repo, tmp_path):
     r = run_refs(bare, "main", "bump")
     assert r.verdict == "fail"
     assert sorted(p.name for p in bare.rglob("*")) == before  # nothing written
+
+
+def test_config_ref_reads_policy_from_another_commit(repo):
+    """The bot diffs from the merge base but takes the config from the base branch's tip."""
+    repo.commit({DRV: driver("(1, 2, 1)", "(1, 2, 1)"), ".github/minbump.yml": CONFIG},
+                date="2016-09-01T10:00:00+00:00")
+    fork_point = repo.head()
+    repo.branch("bump")
+    repo.commit({DRV: driver("(1, 2, 9)", "(1, 2, 9)")}, date="2016-11-20T10:00:00+00:00")
+    repo.checkout("main")
+    repo.commit({".github/minbump.yml": CONFIG + "strictness: {unwarned_drop: warn}\n"},
+                date="2016-11-21T10:00:00+00:00")
+    assert run_refs(repo.path, fork_point, "bump").verdict == "fail"
+    r = run_refs(repo.path, fork_point, "bump", config_ref="main")
+    assert r.verdict == "warn" and r.config_origin.startswith(".github/minbump.yml@")
