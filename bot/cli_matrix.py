@@ -20,13 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
 LEGEND = "legend: 1.2.9? = low confidence (verify before relying on it); - = not known"
 
 
-def _date_opt(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+from .cli import _date as _date_opt  # noqa: E402  (one date parser for every command)
 
 
 def _today() -> date:

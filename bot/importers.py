@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MinbumpError
+from .matrix import _ver
 from .version import Version
 
 # endoflife.date product -> (matrix distro, platform id prefix)
@@ -361,15 +362,6 @@ def parse_repology(payload: Any) -> dict[str, dict[str, tuple[Version, str | Non
         if cur is None or v > cur[0]:
             out[pid][slot] = (v, pkg.get("origversion"))
     return out
-
-
-def _ver(text: Any) -> Version | None:
-    if text is None:
-        return None
-    try:
-        return Version.parse(str(text))
-    except ValueError:
-        return None
 
 
 def import_repology(matrix: dict, payload: Any, component: str, today: date) -> ImportResult:
