@@ -25,10 +25,14 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import pytest
 import redis
+
+if TYPE_CHECKING:
+    from bot.queue import JobSpec
+    from bot.redisq import RedisBackend
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -161,7 +165,7 @@ def redis_env(url: str, **extra: str) -> dict[str, str]:
 # --- the probe worker ---------------------------------------------------------------------------
 
 
-def probe_handler(spec, backend) -> None:  # type: ignore[no-untyped-def]
+def probe_handler(spec: "JobSpec", backend: "RedisBackend") -> None:
     """Record each run in Redis; obey per-delivery instructions the test left in Redis.
 
     ``<prefix>:probe:sleep:<delivery>`` seconds for the next run to sleep (a long job);

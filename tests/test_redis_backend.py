@@ -130,6 +130,7 @@ def test_bad_settings_are_one_line_errors() -> None:
 
 def test_pr_lock_has_an_owner_and_expires(backend: RedisBackend) -> None:
     assert backend.acquire_pr_lock("octo/nova", 7, "w1", ttl=0.5)
+    assert backend.acquire_pr_lock("octo/nova", 7, "w1", ttl=0.5)  # re-entrant for its owner (extends)
     assert not backend.acquire_pr_lock("octo/nova", 7, "w2", ttl=10)
     backend.release_pr_lock("octo/nova", 7, "w2")  # not the owner: no effect
     assert not backend.acquire_pr_lock("octo/nova", 7, "w2", ttl=10)
@@ -260,3 +261,56 @@ def test_job_timeout_is_enforced(redis_server: RedisServer) -> None:  # noqa: F8
     run_until(b, handler, lambda: len(b.failed_jobs()) == 1, timeout=15)
     assert time.monotonic() - t0 < 4.5
     assert "timeout" in b.failed_jobs()[0].error.lower()
+
+
+def test_odd_delivery_ids_get_distinct_job_ids(backend: RedisBackend) -> None:
+    assert RedisBackend.job_id_for("72d3162e-cc78-11e3-81ab-4c9367dc0958") == "d-72d3162e-cc78-11e3-81ab-4c9367dc0958"
+    odd = ["a/b", "a_b", "a b", "x" * 150, "x" * 151]
+    ids = {RedisBackend.job_id_for(d) for d in odd}
+    assert len(ids) == len(odd)
+    for d in odd:
+        assert backend.submit(spec(d))
+    assert backend.queue_depth() == len(odd)
+
+
+def test_embedded_worker_threads_keep_their_own_locks(backend: RedisBackend) -> None:
+    """`minbump serve --threads N` runs N workers on one backend: a job ending must not free another's lock."""
+    seen: dict[str, bool] = {}
+
+    def handler(s: JobSpec, b: RedisBackend) -> None:
+        assert b.acquire_pr_lock(s.repo, s.pr, s.delivery_id, ttl=900)
+        if s.delivery_id == "slow":
+            time.sleep(1.5)  # meanwhile "quick" ends in the other thread
+            seen["slow_still_locked"] = b.conn.get(b._pr_key("lock", s.repo, s.pr)) == b"slow"
+        # no release: the worker releases what the job left behind
+
+    stop = threading.Event()
+    threads = [threading.Thread(target=backend.run_worker, args=(handler,), kwargs={"stop": stop, "poll": 1.0})
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        backend.submit(spec("slow", pr=1))
+        time.sleep(0.3)
+        backend.submit(spec("quick", pr=2))
+        deadline = time.monotonic() + 15
+        while "slow_still_locked" not in seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=15)
+    assert seen == {"slow_still_locked": True}
+    assert backend.conn.get(backend._pr_key("lock", "octo/nova", 1)) is None  # released at the job's end
+    assert backend.conn.get(backend._pr_key("lock", "octo/nova", 2)) is None
+
+
+def test_burst_mode_waits_for_retries_due_soon(backend: RedisBackend) -> None:
+    backend.conn.set(f"{backend.settings.prefix}:probe:fail:once", 1)
+    backend.submit(spec("once"))
+    backend.submit(spec("plain", pr=2))
+    t0 = time.monotonic()
+    processed = backend.run_worker(probe_handler, stop=threading.Event(), burst=True)
+    assert processed == 3  # plain, once (failed), once (retried)
+    assert backend.conn.llen(f"{backend.settings.prefix}:probe:done") == 2
+    assert time.monotonic() - t0 < 10

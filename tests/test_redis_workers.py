@@ -10,14 +10,19 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Callable
 
 from bot.redisq import RedisBackend
 from tests.redis_server import (  # noqa: F401
+    REPO_ROOT,
     RedisServer,
     own_redis_server,
+    probe_handler,
     redis_env,
     redis_server,
     start_worker,
@@ -131,7 +136,7 @@ def test_worker_started_while_redis_is_down_waits_for_it(own_redis_server: Redis
     finally:
         code = stop_process(worker)
     assert code == 0, log.read_text()[-3000:]
-    assert "Redis unreachable" in log.read_text()
+    assert "worker.redis_unavailable" in log.read_text()
 
 
 def test_sigterm_while_waiting_for_redis_exits_cleanly(tmp_path: Path) -> None:
@@ -145,3 +150,33 @@ def test_sigterm_while_waiting_for_redis_exits_cleanly(tmp_path: Path) -> None:
     code = stop_process(worker)
     assert code == 0, log.read_text()[-3000:]
     assert "Traceback" not in log.read_text()
+
+
+def test_minbump_jobs_cli_lists_retries_and_purges_failed_jobs(redis_server: RedisServer, tmp_path: Path) -> None:  # noqa: F811
+    env = redis_env(redis_server.url)
+    b = RedisBackend.from_env(env)
+    for d in ("bad-1", "bad-2"):
+        b.conn.set(f"{b.settings.prefix}:probe:permanent:{d}", 1)
+        b.submit(spec(d, pr=int(d[-1])))
+    b.run_worker(probe_handler, stop=threading.Event(), burst=True)
+
+    def minbump(*args: str) -> subprocess.CompletedProcess[str]:
+        full = dict(os.environ, PYTHONPATH=str(REPO_ROOT), **env)
+        return subprocess.run([sys.executable, "-m", "bot.cli", "jobs", *args], cwd=REPO_ROOT, env=full,
+                              capture_output=True, text=True, timeout=60)
+
+    listed = minbump("list")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.strip().splitlines()
+    assert [line.split("\t")[0] for line in lines] == ["d-bad-1", "d-bad-2"]
+    assert "octo/nova#1" in lines[0] and "attempts=1" in lines[0] and "probe permanent failure" in lines[0]
+
+    b.conn.delete(f"{b.settings.prefix}:probe:permanent:bad-1")
+    assert minbump("retry", "d-bad-1").returncode == 0
+    b.run_worker(probe_handler, stop=threading.Event(), burst=True)
+    assert [json.loads(x)["delivery"] for x in b.conn.lrange(f"{b.settings.prefix}:probe:done", 0, -1)] == ["bad-1"]
+
+    missing = minbump("retry", "d-nope")
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert minbump("purge", "--all").stdout.strip() == "purged 1"
+    assert minbump("list", "--json").stdout == ""
