@@ -105,10 +105,16 @@ class RetryPolicy:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "RetryPolicy":
-        return cls(
-            max_attempts=int(env.get("MINBUMP_MAX_ATTEMPTS", cls.max_attempts)),
-            base=float(env.get("MINBUMP_RETRY_BASE", cls.base)),
-        )
+        from .errors import MinbumpError
+
+        try:
+            return cls(
+                max_attempts=int(env.get("MINBUMP_MAX_ATTEMPTS", cls.max_attempts)),
+                base=float(env.get("MINBUMP_RETRY_BASE", cls.base)),
+            )
+        except ValueError:
+            raise MinbumpError("MINBUMP_MAX_ATTEMPTS must be a whole number and MINBUMP_RETRY_BASE "
+                               "a number of seconds") from None
 
 
 class RetryLater(Exception):
@@ -185,7 +191,11 @@ class Backend(abc.ABC):
     # --- per-PR state -------------------------------------------------------
     @abc.abstractmethod
     def acquire_pr_lock(self, repo: str, pr: int, owner: str, ttl: float) -> bool:
-        """Take the PR's lock for ``ttl`` seconds (expires if the holder dies)."""
+        """Take the PR's lock for ``ttl`` seconds (expires if the holder dies).
+
+        Taking it again with the same ``owner`` succeeds and extends it: the job
+        holds it across analysis and takes it once more around publishing.
+        """
 
     @abc.abstractmethod
     def release_pr_lock(self, repo: str, pr: int, owner: str) -> None:
