@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""Webhook acknowledgement against a bare endpoint, under the same gunicorn config.
+
+Two gunicorn servers on loopback with identical settings: minbump's
+``bot.web:create_app()`` (signature check, dedupe, durable SQLite enqueue,
+then 202) and ``bench/bare_app.py`` (a bare Flask endpoint that answers 202).
+The same load generator (wrk when installed, else the threaded Python one in
+bench/loadgen.py) sends signed ``pull_request`` deliveries to each in short
+bounded rounds (wrk: a fixed number of seconds; Python: a fixed number of
+requests), alternately (bare, minbump, minbump, bare, ...), after a warm-up.
+Short rounds and many pairs: the machine's noise drifts slowly, so adjacent
+rounds see the same conditions and the median per-pair ratio holds.
+
+Figures: throughput ratio minbump/bare (median of per-pair ratios; target at
+least 0.7) and minbump's p99 acknowledgement latency (median over rounds;
+target under 25 ms).
+
+    python bench/webhook_ack.py [--seconds 1] [--requests 1000] [--pairs 9] [--connections 4]
+                                [--engine auto|wrk|python]
+
+The gunicorn settings are the project's config file when there is one
+(see GUNICORN_CONFIGS), else WORKERS/THREADS below; both servers get the same.
+The last line printed is the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as c  # noqa: E402
+import loadgen  # noqa: E402
+
+RATIO_TARGET = 0.7
+P99_TARGET_MS = 25.0
+SECRET = "bench-webhook-secret-0123456789"
+# Project gunicorn config files, first found wins (relative to the repository root).
+GUNICORN_CONFIGS = ["gunicorn.conf.py", "bot/gunicorn_conf.py", "deploy/gunicorn.conf.py", "bot/gunicorn.conf.py"]
+WORKERS, THREADS = 2, 4
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def gunicorn_settings() -> tuple[list[str], str]:
+    """The project's gunicorn options: a config file if there is one, else the Procfile's ``web:``
+    line (less its --bind and app), else WORKERS/THREADS."""
+    for rel in GUNICORN_CONFIGS:
+        if (c.ROOT / rel).is_file():
+            return ["-c", str(c.ROOT / rel)], rel
+    procfile = c.ROOT / "Procfile"
+    if procfile.is_file():
+        for line in procfile.read_text().splitlines():
+            if line.startswith("web:") and "gunicorn" in line:
+                words = shlex.split(line.split(":", 1)[1])
+                words = words[words.index("gunicorn") + 1:] if "gunicorn" in words else words
+                words = words[:-1]  # the last word is the app
+                opts, i = [], 0
+                while i < len(words):
+                    if words[i] in ("--bind", "-b"):
+                        i += 2
+                        continue
+                    if not words[i].startswith("--bind="):
+                        opts.append(words[i])
+                    i += 1
+                return opts, "Procfile web: " + " ".join(opts)
+    return (["--workers", str(WORKERS), "--worker-class", "gthread", "--threads", str(THREADS),
+             "--keep-alive", "5"], f"--workers {WORKERS} --worker-class gthread --threads {THREADS} --keep-alive 5")
+
+
+def gunicorn_bin() -> list[str]:
+    return [c.python(), "-m", "gunicorn"]
+
+
+class Server:
+    """One gunicorn process on 127.0.0.1:<free port>; stopped (by its own pid) on exit."""
+
+    def __init__(self, app: str, env: dict[str, str], pythonpath: Path, name: str) -> None:
+        self.port = free_port()
+        self.name = name
+        cfg, _ = gunicorn_settings()
+        cmd = gunicorn_bin() + cfg + ["--bind", f"127.0.0.1:{self.port}", "--pythonpath", str(pythonpath),
+                                      "--log-level", "warning", "--access-logfile", "/dev/null",
+                                      app]
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(cmd, env=env, cwd=c.run_cwd(), stdout=self.log, stderr=self.log,
+                                     start_new_session=True)
+
+    def wait_ready(self, body: bytes, sig: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"{self.name}: gunicorn exited {self.proc.returncode}: {self.tail()}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                conn.request("POST", "/webhook", body=body, headers={
+                    "Content-Type": "application/json", "X-GitHub-Event": "pull_request",
+                    "X-GitHub-Delivery": f"ready-{time.time_ns()}", "X-Hub-Signature-256": sig})
+                status = conn.getresponse().status
+                conn.close()
+                if status == 202:
+                    return
+                raise SystemExit(f"{self.name}: /webhook answered {status}, not 202: {self.tail()}")
+            except OSError:
+                time.sleep(0.1)
+        raise SystemExit(f"{self.name}: not ready after {timeout} s: {self.tail()}")
+
+    def tail(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-800:]
+
+    def signal_stop(self) -> None:
+        if self.proc.poll() is None:
+            # To the master only: it stops its workers. (SIGINT to the whole group at once
+            # sometimes left gunicorn running.)
+            os.kill(self.proc.pid, signal.SIGTERM)
+
+    def wait_stopped(self) -> None:
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        self.signal_stop()
+        self.wait_stopped()
+
+
+def stop_all(servers: list[Server]) -> None:
+    """Stop the servers together (each takes most of a second to shut down)."""
+    for s in servers:
+        s.signal_stop()
+    for s in servers:
+        s.wait_stopped()
+
+
+def measure(requests: int, pairs: int, connections: int, engine: str, seconds: float = 3.0) -> dict:
+    bodies = loadgen.make_bodies(SECRET)
+    have_web = c.have_module("bot/web.py")
+    with contextlib.ExitStack() as stack:
+        data = Path(tempfile.mkdtemp(prefix="webhook-ack-", dir=c.OUT if c.OUT.exists() else None))
+        stack.callback(shutil.rmtree, data, True)
+        env = c.env_with_root()
+        env.update({"WEBHOOK_SECRET": SECRET, "MINBUMP_DATA_DIR": str(data / "minbump"),
+                    # the web side only checks these exist; it never calls GitHub
+                    "GITHUB_TOKEN": "ghp_bench000000000000000000000000000000",
+                    "GITHUB_API_URL": "http://127.0.0.1:9/api/v3"})
+        env.pop("REDIS_URL", None)
+        servers: list[Server] = []
+        stack.callback(stop_all, servers)
+        bare = Server("bare_app:create_app()", env, c.BENCH, "bare")
+        servers.append(bare)
+        if have_web:
+            web = Server("bot.web:create_app()", env, c.ROOT if c.MODE == "dev" else c.run_cwd(), "minbump")
+        else:
+            web = Server("bare_app:create_app()", env, c.BENCH, "bare (bot/web.py pending)")
+        servers.append(web)
+        bare.wait_ready(*bodies[0])
+        web.wait_ready(*bodies[0])
+
+        def one(server: Server, n: int, seconds: float = seconds) -> loadgen.Result:
+            r = loadgen.run("127.0.0.1", server.port, "/webhook", bodies, n, seconds, connections, engine)
+            if r.errors:
+                raise SystemExit(f"{server.name}: {r.errors} of {r.requests} requests failed "
+                                 f"({r.statuses or 'see wrk'}): {server.tail()}")
+            return r
+
+        one(bare, requests // 5 + 1, 1)  # warm-up: imports, first connections, SQLite file
+        one(web, requests // 5 + 1, 1)
+        rw: list[loadgen.Result] = []
+        rb: list[loadgen.Result] = []
+        for i in range(pairs):
+            if i % 2 == 0:
+                rb.append(one(bare, requests))
+                rw.append(one(web, requests))
+            else:
+                rw.append(one(web, requests))
+                rb.append(one(bare, requests))
+    ratios = [w.rps / b.rps for w, b in zip(rw, rb)]
+    return {"have_web": have_web, "engine": rw[0].engine, "ratio": c.median(ratios),
+            "ratios": ratios, "web": rw, "bare": rb,
+            "web_p99": c.median([r.p99_ms for r in rw]), "web_p99_max": max(r.p99_ms for r in rw),
+            "web_p50": c.median([r.p50_ms for r in rw]), "bare_p99": c.median([r.p99_ms for r in rb])}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="webhook 202 vs a bare Flask 202, same gunicorn config")
+    ap.add_argument("--requests", type=int, default=1000,
+                    help="requests per round with the Python generator (default 1000)")
+    ap.add_argument("--seconds", type=float, default=1.0, help="seconds per round with wrk (default 1)")
+    ap.add_argument("--pairs", type=int, default=9, help="alternating pairs of rounds (default 9)")
+    ap.add_argument("--connections", type=int, default=4, help="concurrent keep-alive connections (default 4)")
+    ap.add_argument("--engine", choices=("auto", "wrk", "python"), default="auto")
+    args = ap.parse_args(argv)
+    c.OUT.mkdir(parents=True, exist_ok=True)
+    _, cfg_desc = gunicorn_settings()
+    print(f"machine: {c.machine()}")
+    eng = loadgen.engine_name(args.engine)
+    per_round = f"{args.seconds:g} s" if eng == "wrk" else f"{args.requests} requests"
+    print(f"gunicorn: {cfg_desc}; {args.connections} connections; {per_round} per round, {args.pairs} pairs")
+    r = measure(args.requests, args.pairs, args.connections, args.engine, args.seconds)
+    print(f"load generator: {r['engine']}")
+    print("bare rps:    " + ", ".join(f"{x.rps:.0f}" for x in r["bare"]))
+    print(("minbump rps: " if r["have_web"] else "bare2 rps:   ") + ", ".join(f"{x.rps:.0f}" for x in r["web"]))
+    print(f"p99 ack: minbump {r['web_p99']:.1f} ms (worst round {r['web_p99_max']:.1f} ms, p50 {r['web_p50']:.1f} ms); "
+          f"bare {r['bare_p99']:.1f} ms")
+    if not r["have_web"]:
+        print(f"ratio webhook/bare throughput: pending (bot/web.py does not exist yet; bare/bare = {r['ratio']:.2f})")
+        return 0
+    ok = r["ratio"] >= RATIO_TARGET and r["web_p99"] < P99_TARGET_MS
+    print(f"ratio webhook/bare throughput: {r['ratio']:.2f} (median of {args.pairs} alternating pairs; "
+          f"target >= {RATIO_TARGET}; p99 {r['web_p99']:.1f} ms, target < {P99_TARGET_MS:.0f} ms) "
+          f"{'PASS' if ok else 'FAIL'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
