@@ -106,8 +106,8 @@ def run_cwd() -> Path:
 
 
 def minbump_cmd() -> list[str]:
-    """``python -m bot.cli`` with the benchmark interpreter (what the console script runs)."""
-    return [python(), "-m", "bot.cli"]
+    """``python -m bot`` with the benchmark interpreter (what the console script runs: bot.entry)."""
+    return [python(), "-m", "bot"]
 
 
 def have_module(relpath: str) -> bool:

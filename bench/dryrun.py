@@ -2,7 +2,7 @@
 """Dry-run against its floor: `minbump dry-run` vs the bare git work on a Nova-sized repo.
 
 minbump side: wall time of ``minbump dry-run --repo R --base main --head bump``
-(the venv's console script, else ``python -m bot.cli``).
+(the venv's console script, else ``python -m bot``).
 
 Floor: what no Python tool answering the same question can avoid, run as
 subprocesses in sequence: ``python -c pass`` (interpreter start), then
@@ -110,7 +110,7 @@ def profile(repo: Path, meta: dict, top: int = 15) -> None:
 
     env = c.env_with_root()
     tail = minbump_args(repo, meta)[len(c.minbump_cmd()):]
-    err = subprocess.run([c.python(), "-X", "importtime", "-m", "bot.cli"] + tail, stdout=subprocess.DEVNULL,
+    err = subprocess.run([c.python(), "-X", "importtime", "-m", "bot"] + tail, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True, env=env, cwd=c.run_cwd()).stderr
     rows = []  # (cumulative us, self us, name with its nesting indent)
     for line in err.splitlines():
@@ -123,7 +123,7 @@ def profile(repo: Path, meta: dict, top: int = 15) -> None:
     for cum, self_us, name in sorted(rows, reverse=True)[:top]:
         print(f"  {cum / 1000:7.1f} ms cumulative {self_us / 1000:6.1f} ms self  {name.strip()}")
     prof = c.OUT / "dryrun.prof"
-    subprocess.run([c.python(), "-m", "cProfile", "-o", str(prof), "-m", "bot.cli"] + tail,
+    subprocess.run([c.python(), "-m", "cProfile", "-o", str(prof), "-m", "bot"] + tail,
                    stdout=subprocess.DEVNULL, env=env, cwd=c.run_cwd(), check=False)
     buf = io.StringIO()
     pstats.Stats(str(prof), stream=buf).sort_stats("tottime").print_stats(top)
@@ -139,9 +139,9 @@ def breakdown(repo: Path, meta: dict, rounds: int = 7) -> None:
     py = c.python()
     stages = [
         ("python -c pass", [py, "-c", "pass"]),
-        ("+ import bot.cli (click)", [py, "-c", "import bot.cli"]),
-        ("+ import bot.dryrun (analyzer)", [py, "-c", "import bot.cli, bot.dryrun, bot.report"]),
-        ("+ run_refs (git + analysis)", [py, "-c", "import sys, bot.cli, bot.dryrun, bot.report; "
+        ("+ import bot.entry (the CLI's fast lane)", [py, "-c", "import bot.entry"]),
+        ("+ import bot.dryrun (analyzer)", [py, "-c", "import bot.entry, bot.dryrun, bot.report"]),
+        ("+ run_refs (git + analysis)", [py, "-c", "import sys, bot.entry, bot.dryrun, bot.report; "
                                         "bot.dryrun.run_refs(sys.argv[1], sys.argv[2], sys.argv[3])",
                                         str(repo), meta["base"], meta["head"]]),
         ("+ render (= minbump dry-run)", minbump_args(repo, meta)),

@@ -6,7 +6,6 @@ differ only in how they gather these inputs and publish the result.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from . import deprecation
@@ -14,17 +13,17 @@ from .calendar import Calendar, Release
 from .classify import classify
 from .config import CONFIG_PATH, Config
 from .deprecation import Constant, Snapshot
-from .extract import IntValue, Raw, Ref, Unsupported, check_region, scan_source
+from .extract import DEFAULT_LITERALS, IntValue, Raw, Ref, Unsupported, check_region, default_filter, scan_source
 from .impact import dropped
 from .matrix import Matrix
 from .report import Report
 from .version import Version, vstr
+from .records import Record
 
 SEVERITY = {"pass": 0, "warn": 1, "fail": 2}
 
 
-@dataclass
-class Inputs:
+class Inputs(Record):
     config: Config
     matrix: Matrix
     calendar: Calendar | None
@@ -33,7 +32,7 @@ class Inputs:
     head_date: date
     base_files: dict[str, bytes]
     head_files: dict[str, bytes]
-    changed: list[tuple[str, str, str | None]] = field(default_factory=list)
+    changed: list[tuple[str, str, str | None]] = list
     previous_files: dict[str, bytes] | None = None
     previous_missing: str | None = None
     as_of: date | None = None
@@ -87,19 +86,28 @@ def _decode(raw_value, name: str, cfg: Config, table: dict[str, tuple[Raw, str]]
 _SCANS: dict[tuple[str, int, int], object] = {}
 
 
-def _scan(path: str, data: bytes):
-    """Scan each distinct file content once: base, head and the release tag mostly share blobs."""
-    key = (path, len(data), hash(data))
+def _scan(path: str, data: bytes, cfg: Config):
+    """Scan each distinct file content once: base, head and the release tag mostly share blobs.
+
+    Names the config lists are read too, whatever they are called.
+    """
+    extra = tuple(cfg.constants)
+    key = (path, len(data), hash(data), extra)
     hit = _SCANS.get(key)
     if hit is None:
         if len(_SCANS) > 512:
             _SCANS.clear()
-        hit = _SCANS[key] = scan_source(data, path)
+        if extra:
+            names = set(extra)
+            hit = scan_source(data, path, lambda n: default_filter(n) or n in names, DEFAULT_LITERALS + extra)
+        else:
+            hit = scan_source(data, path)
+        _SCANS[key] = hit
     return hit
 
 
 def snapshot(label: str, sha: str | None, files: dict[str, bytes], cfg: Config) -> tuple[Snapshot, list[dict]]:
-    scans = {path: _scan(path, data) for path, data in sorted(files.items())}
+    scans = {path: _scan(path, data, cfg) for path, data in sorted(files.items())}
     errors = [{"file": p, "line": line, "message": msg, "ref": label}
               for p, s in scans.items() for line, msg in s.errors]
     table: dict[str, tuple[Raw, str]] = {}

@@ -7,22 +7,28 @@ change are parsed once per content.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from datetime import date
-from pathlib import Path
-from typing import Any, Callable
+
+try:  # the builtin module: hashlib's OpenSSL binding costs ~15 ms to import
+    from _sha1 import sha1
+except ImportError:  # pragma: no cover
+    from hashlib import sha1
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 from .errors import MinbumpError
 
 
-def cache_dir() -> Path:
+def cache_dir() -> str:
     base = os.environ.get("MINBUMP_CACHE_DIR")
     if base:
-        return Path(base)
+        return base
     xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(xdg) / "minbump"
+    return os.path.join(xdg, "minbump")
 
 
 def _json_default(o: Any) -> Any:
@@ -54,10 +60,12 @@ def cached_yaml(data: bytes, name: str, kind: str = "yaml",
     Dates come back as ISO strings from the cache and as `date` on a miss;
     consumers accept both.
     """
-    digest = hashlib.sha1(kind.encode() + b"\0" + data).hexdigest()
-    path = cache_dir() / f"{kind}-{digest}.json"
+    digest = sha1(kind.encode() + b"\0" + data).hexdigest()
+    folder = cache_dir()
+    path = os.path.join(folder, f"{kind}-{digest}.json")
     try:
-        return json.loads(path.read_bytes())
+        with open(path, "rb") as fh:
+            return json.loads(fh.read())
     except (OSError, ValueError):
         pass
     try:
@@ -68,9 +76,10 @@ def cached_yaml(data: bytes, name: str, kind: str = "yaml",
     if check is not None:
         check(parsed, text)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(parsed, default=_json_default))
+        os.makedirs(folder, exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(parsed, default=_json_default))
         os.replace(tmp, path)
     except (OSError, TypeError):
         pass  # an unwritable cache costs speed, never correctness

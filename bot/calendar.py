@@ -7,18 +7,21 @@ without a coordinated schedule.
 
 from __future__ import annotations
 
+import os
 import re
-from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Iterable, NamedTuple
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterable
 
 from .cache import cached_yaml
 from .errors import ConfigError
-from .paths import policy_dir
+from .paths import policy_file, policy_names, read_bytes
 from .version import Version
+from .records import Record
 
 
-class Release(NamedTuple):
+class Release(Record):
     name: str
     tag: str
     date: date
@@ -28,8 +31,7 @@ class Release(NamedTuple):
         return {"name": self.name, "tag": self.tag, "date": self.date.isoformat()}
 
 
-@dataclass
-class Calendar:
+class Calendar(Record):
     name: str
     releases: list[Release]
     sources: tuple[str, ...] = ()
@@ -66,11 +68,11 @@ def from_data(data: dict, name: str) -> Calendar:
 
 
 def shipped(name: str) -> Calendar:
-    path = policy_dir() / "calendars" / f"{name}.yaml"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in (policy_dir() / "calendars").glob("*.yaml")))
+    path = policy_file("calendars", f"{name}.yaml")
+    if "/" in name or not os.path.isfile(path):
+        known = ", ".join(policy_names("calendars", ".yaml"))
         raise ConfigError(f"unknown calendar {name!r} (shipped: {known})")
-    return from_data(cached_yaml(path.read_bytes(), str(path), "calendar") or {}, name)
+    return from_data(cached_yaml(read_bytes(path), path, "calendar") or {}, name)
 
 
 DEFAULT_TAG_PATTERN = r"v?\d+(\.\d+)+"

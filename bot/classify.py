@@ -8,9 +8,10 @@ override any constant.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+TYPE_CHECKING = False
 
 from .matrix import norm_arch
+from .records import Record
 
 if TYPE_CHECKING:
     from .config import Config
@@ -25,7 +26,7 @@ ARCH_TOKENS = {
 NEUTRAL_TOKENS = {"KVM", "VERSION", "VERSIONS", "VER", "HOST"}
 
 
-class Meaning(NamedTuple):
+class Meaning(Record):
     component: str
     kind: str
     arch: str | None = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import date
 
@@ -44,19 +43,11 @@ def dry_run(repo: str, base: str, head: str, config_path: str | None, preset: st
 
     Exit status: 0 pass, warn or neutral; 1 fail; 2 usage or input error.
     """
-    from .dryrun import run_refs
+    from .entry import run_dry
 
     if config_path and preset:
         raise click.UsageError("--config and --preset are alternatives; give one")
-    report = run_refs(repo, base, head, config_path=config_path, preset=preset, as_of=as_of,
-                      today=date.today(), matrix_files=list(matrix_files))
-    if fmt == "json":
-        click.echo(json.dumps(report.to_dict(), indent=2))
-    else:
-        from .report import render_markdown
-
-        click.echo(render_markdown(report), nl=False)
-    sys.exit(1 if report.verdict == "fail" else 0)
+    sys.exit(run_dry(repo, base, head, config_path, preset, as_of, matrix_files, fmt))
 
 
 def _register_optional() -> None:

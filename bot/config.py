@@ -6,13 +6,17 @@ to loosen its own check.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
 
 from .cache import cached_yaml
 from .errors import ConfigError
-from .paths import policy_dir
+from .paths import policy_file, policy_names, read_bytes
+from .records import Record, factory
 
 CONFIG_PATH = ".github/minbump.yml"
 RULES = ("fail", "warn", "pass")
@@ -30,19 +34,18 @@ KNOWN_KEYS = {"preset", "watch", "calendar", "support", "int_encoding", "compone
               "constants", "strictness", "matrix", "max_data_age_days", "policy_files", "description"}
 
 
-@dataclass
-class Config:
+class Config(Record):
     watch: list[str]
     calendar: Any = None
     support: str = "standard"
     int_base: int = 1000
     int_width: int = 3
-    components: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_COMPONENTS))
-    hypervisors: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_HYPERVISORS))
-    constants: dict[str, dict] = field(default_factory=dict)
-    strictness: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_STRICTNESS))
-    matrix: list[str] = field(default_factory=list)
-    policy_files: list[str] = field(default_factory=list)
+    components: dict[str, str] = factory(lambda: dict(DEFAULT_COMPONENTS))
+    hypervisors: dict[str, str] = factory(lambda: dict(DEFAULT_HYPERVISORS))
+    constants: dict[str, dict] = dict
+    strictness: dict[str, str] = factory(lambda: dict(DEFAULT_STRICTNESS))
+    matrix: list[str] = list
+    policy_files: list[str] = list
     max_data_age_days: int = 365
     preset: str | None = None
     origin: str = "defaults"
@@ -53,7 +56,7 @@ class Config:
 
 
 def preset_names() -> list[str]:
-    return sorted(p.stem for p in (policy_dir() / "presets").glob("*.yml"))
+    return policy_names("presets", ".yml")
 
 
 def _validate(kind: str, name: str):
@@ -80,10 +83,10 @@ def _validate(kind: str, name: str):
 
 
 def _load_preset(name: str) -> dict:
-    path = policy_dir() / "presets" / f"{name}.yml"
-    if not path.is_file():
+    path = policy_file("presets", f"{name}.yml")
+    if "/" in name or not os.path.isfile(path):
         raise ConfigError(f"unknown preset {name!r} (shipped: {', '.join(preset_names()) or 'none'})")
-    return cached_yaml(path.read_bytes(), f"preset {name}", "preset", _validate("preset", str(path))) or {}
+    return cached_yaml(read_bytes(path), f"preset {name}", "preset", _validate("preset", path)) or {}
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -145,9 +148,9 @@ def from_preset(name: str) -> Config:
 
 
 def from_file(path: str | Path) -> Config:
-    p = Path(path)
+    p = str(path)
     try:
-        data = p.read_bytes()
+        data = read_bytes(p)
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
     return from_text(data, str(p))

@@ -8,15 +8,14 @@ request itself, has warned nobody yet.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from .calendar import Release
 from .extract import FileScan, uses
 from .version import Version, vstr
+from .records import Record
 
 
-@dataclass
-class Constant:
+class Constant(Record):
     """One resolved constant (a per-arch table yields one per architecture)."""
 
     name: str
@@ -41,8 +40,7 @@ class Constant:
         return vstr(self.value)
 
 
-@dataclass
-class Snapshot:
+class Snapshot(Record):
     """The constants of the watched files at one commit."""
 
     label: str           # "base", "head", or the tag name

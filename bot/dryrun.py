@@ -6,8 +6,12 @@ bot and `minbump dry-run` give the same answer for the same commits.
 
 from __future__ import annotations
 
+import os
 from datetime import date
-from pathlib import Path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
 
 from . import calendar as calendars
 from . import config as configs
@@ -50,11 +54,13 @@ def load_matrix(g: GitRepo, base_sha: str, cfg: Config, extra: list[str] | None 
             raise ConfigError(f"{rel}: a matrix override must be a mapping with 'platforms' or 'out_of_scope'")
         matrix = apply_override(matrix, raw, f"{rel}@{base_sha[:12]}")
     for path in extra or ():
-        p = Path(path)
-        if not p.is_file():
+        if not os.path.isfile(path):
             raise MinbumpError(f"{path}: no such matrix file")
-        raw = cached_yaml(p.read_bytes(), str(p), "matrix-override")
-        matrix = apply_override(matrix, raw, str(p))
+        with open(path, "rb") as fh:
+            raw = cached_yaml(fh.read(), str(path), "matrix-override")
+        if not isinstance(raw, dict):
+            raise MinbumpError(f"{path}: a matrix file must be a mapping with 'platforms' or 'out_of_scope'")
+        matrix = apply_override(matrix, raw, str(path))
     return matrix
 
 
@@ -71,6 +77,33 @@ def load_calendar(g: GitRepo, base_sha: str, cfg: Config) -> calendars.Calendar 
     return calendars.from_tags(g.tags(), pattern if isinstance(pattern, str) else None)
 
 
+def _changes(g: GitRepo, base_sha: str, head_sha: str, cfg: Config) -> list[tuple[str, str, str | None]]:
+    """(status, path, old path) of the watched and policy files that differ between base and head.
+
+    Compares tree entries through the batch reader; `git diff -M` runs only
+    when a watched file disappeared, since only then can a rename be involved.
+    """
+    every = cfg.watched_paths()
+    policy = every[len(cfg.watch):]
+
+    def relevant(c: tuple[str, str, str | None]) -> bool:
+        return any(glob_match(p, c[1]) or (c[2] is not None and glob_match(p, c[2])) for p in every)
+
+    if any(ch in p for p in policy for ch in "*?["):
+        return [c for c in g.changed(base_sha, head_sha) if relevant(c)]
+    before = {e.path: e.sha for e in g.files(base_sha, cfg.watch)}
+    after = {e.path: e.sha for e in g.files(head_sha, cfg.watch)}
+    if set(before) - set(after):
+        return [c for c in g.changed(base_sha, head_sha) if relevant(c)]
+    out: list[tuple[str, str, str | None]] = [
+        ("M" if path in before else "A", path, None) for path, sha in sorted(after.items()) if before.get(path) != sha]
+    for path in policy:
+        old, new = g.object(f"{base_sha}:{path}"), g.object(f"{head_sha}:{path}")
+        if (old and old[0]) != (new and new[0]):
+            out.append(("A" if old is None else "D" if new is None else "M", path, None))
+    return out
+
+
 def run_refs(repo_path: str | Path, base: str, head: str, *, config_path: str | None = None,
              preset: str | None = None, as_of: date | None = None, today: date | None = None,
              matrix_files: list[str] | None = None, config_ref: str | None = None) -> Report:
@@ -85,10 +118,8 @@ def run_refs(repo_path: str | Path, base: str, head: str, *, config_path: str | 
         policy_sha = g.resolve(config_ref) if config_ref else base_sha
         cfg = load_config(g, policy_sha, config_ref or base, config_path, preset)
         patterns = cfg.watch
-        changed = g.changed(base_sha, head_sha)
         policy = cfg.watched_paths()[len(cfg.watch):]
-        relevant = [c for c in changed
-                    if any(glob_match(p, c[1]) or (c[2] and glob_match(p, c[2])) for p in cfg.watched_paths())]
+        relevant = _changes(g, base_sha, head_sha, cfg)
         matrix = load_matrix(g, policy_sha, cfg, matrix_files)
         calendar = load_calendar(g, policy_sha, cfg)
         head_date = g.commit(head_sha).committed.date()

@@ -5,9 +5,14 @@ tree to check PR content out into (nothing under analysis is ever written to
 disk as files or executed), and later jobs for the same repository fetch only
 what changed.
 
-What a fetch takes: the PR's base branch, ``refs/pull/N/head`` (works for
-forks, whose branches are not in the base repository) and the release tags
-(the one-cycle rule reads the previous release tag).
+What a fetch takes: the PR's base branch and ``refs/pull/N/head`` (works for
+forks, whose branches are not in the base repository). The release tags (the
+one-cycle rule reads the previous release's tag) come along only when they are
+due: on the cache's first fetch, when the last tag fetch is older than
+``tag_interval`` (``MINBUMP_TAG_FETCH_INTERVAL``, 600 s), or when the job asks
+because the analysis named a tag the cache lacks (:func:`missing_tags`).
+Listing and negotiating hundreds of tags on every job cost more than the
+rest of a warm fetch; a release tag is created a few times a year.
 
 Safety of the git invocation:
 
@@ -31,7 +36,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 from urllib.parse import urlsplit
 
 import git  # GitPython: creates the bare repositories
@@ -56,6 +61,7 @@ class Fetched:
     pull_ref: str
     pull_sha: str
     seconds: float
+    tags_fetched: bool = False  # this fetch also brought the tags
 
 
 def valid_branch(name: str) -> bool:
@@ -79,9 +85,12 @@ def check_clone_url(url: str) -> str:
 class GitCache:
     """Bare clones at ``<data dir>/git/<owner>/<name>.git``, one lock file each."""
 
-    def __init__(self, root: Path, timeout: float = 120.0) -> None:
+    TAG_STAMP = "minbump-tags-fetched"  # in the bare repo; its mtime is the last tag fetch
+
+    def __init__(self, root: Path, timeout: float = 120.0, tag_interval: float = 600.0) -> None:
         self.root = Path(root)
         self.timeout = timeout
+        self.tag_interval = tag_interval
 
     def path_for(self, repo: str) -> Path:
         if not _REPO_NAME.match(repo) or ".." in repo:
@@ -135,8 +144,20 @@ class GitCache:
             env[f"GIT_CONFIG_VALUE_{i}"] = v
         return env
 
-    def fetch(self, repo: str, clone_url: str, base_ref: str, pr: int, token: str | None) -> Fetched:
-        """Fetch base branch, the PR head and tags into the cache; raise GitFetchError to retry."""
+    def tags_due(self, path: Path) -> bool:
+        """True when the cache never fetched tags, or not within ``tag_interval`` seconds."""
+        try:
+            age = time.time() - (path / self.TAG_STAMP).stat().st_mtime
+        except OSError:
+            return True
+        return not 0 <= age < self.tag_interval
+
+    def fetch(self, repo: str, clone_url: str, base_ref: str, pr: int, token: str | None,
+              tags: bool | None = None) -> Fetched:
+        """Fetch base branch and PR head (and the tags when due) into the cache; GitFetchError to retry.
+
+        ``tags``: None fetches them when :meth:`tags_due`, True always, False never.
+        """
         check_clone_url(clone_url)
         if not valid_branch(base_ref):
             raise MinbumpError(f"not a branch name: {base_ref!r}")
@@ -146,26 +167,44 @@ class GitCache:
         base_local = f"refs/minbump/base/{base_ref}"
         pull_local = f"refs/minbump/pull/{pr}/head"
         refspecs = [f"+refs/heads/{base_ref}:{base_local}",
-                    f"+refs/pull/{pr}/head:{pull_local}",
-                    "+refs/tags/*:refs/tags/*"]
+                    f"+refs/pull/{pr}/head:{pull_local}"]
         start = time.monotonic()
         with self._locked(path):
             self._ensure(path)
-            cmd = ["git", "-C", str(path), "fetch", "--quiet", "--no-tags", "--no-recurse-submodules",
-                   "--prune", "--end-of-options", clone_url, *refspecs]
-            try:
-                res = subprocess.run(cmd, env=self._env(clone_url, token), capture_output=True,
-                                     text=True, timeout=self.timeout, stdin=subprocess.DEVNULL)
-            except subprocess.TimeoutExpired:
-                raise GitFetchError(f"git fetch timed out after {self.timeout:.0f}s") from None
-            if res.returncode != 0:
-                msg = scrub(" ".join(res.stderr.strip().splitlines()[-2:]))[:300]
-                if "couldn't find remote ref" in msg:
-                    raise MinbumpError(f"git fetch: {msg}")
-                raise GitFetchError(f"git fetch failed ({res.returncode}): {msg}")
+            # Decided under the lock: a concurrent job may just have fetched them.
+            with_tags = self.tags_due(path) if tags is None else tags
+            self._run_fetch(path, clone_url, token, refspecs + (["+refs/tags/*:refs/tags/*"] if with_tags else []))
+            if with_tags:
+                (path / self.TAG_STAMP).touch()
             base_sha = self._rev(path, base_local)
             pull_sha = self._rev(path, pull_local)
-        return Fetched(path, base_local, base_sha, pull_local, pull_sha, time.monotonic() - start)
+        return Fetched(path, base_local, base_sha, pull_local, pull_sha, time.monotonic() - start, with_tags)
+
+    def fetch_tags(self, repo: str, clone_url: str, token: str | None) -> float:
+        """Fetch only the tags (the analysis needs one the cache lacks); returns the seconds taken."""
+        check_clone_url(clone_url)
+        path = self.path_for(repo)
+        start = time.monotonic()
+        with self._locked(path):
+            self._ensure(path)
+            self._run_fetch(path, clone_url, token, ["+refs/tags/*:refs/tags/*"])
+            (path / self.TAG_STAMP).touch()
+        return time.monotonic() - start
+
+    def _run_fetch(self, path: Path, clone_url: str, token: str | None, refspecs: list[str]) -> None:
+        """One ``git fetch`` (caller holds the lock); ``--prune`` only touches the refspecs given."""
+        cmd = ["git", "-C", str(path), "fetch", "--quiet", "--no-tags", "--no-recurse-submodules",
+               "--prune", "--end-of-options", clone_url, *refspecs]
+        try:
+            res = subprocess.run(cmd, env=self._env(clone_url, token), capture_output=True,
+                                 text=True, timeout=self.timeout, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise GitFetchError(f"git fetch timed out after {self.timeout:.0f}s") from None
+        if res.returncode != 0:
+            msg = scrub(" ".join(res.stderr.strip().splitlines()[-2:]))[:300]
+            if "couldn't find remote ref" in msg:
+                raise MinbumpError(f"git fetch: {msg}")
+            raise GitFetchError(f"git fetch failed ({res.returncode}): {msg}")
 
     def has_commit(self, path: Path, sha: str) -> bool:
         if not re.fullmatch(r"[0-9a-f]{40}", sha):
@@ -182,3 +221,19 @@ class GitCache:
         if res.returncode != 0:
             raise GitFetchError(f"{ref} missing after fetch")
         return res.stdout.strip()
+
+
+def missing_tags(path: Path, tags: Iterable[str]) -> list[str]:
+    """The names in ``tags`` that are not tags of the cached clone at ``path`` (sorted).
+
+    The job passes the previous-release tags its report relied on
+    (``report.deprecation[*]["previous_release"]``): one the cache lacks
+    means the tags must be fetched and the analysis run again.
+    """
+    wanted = sorted({t for t in tags if isinstance(t, str) and t})
+    if not wanted:
+        return []
+    res = subprocess.run(["git", "-C", str(path), "for-each-ref", "--format=%(refname)", "refs/tags"],
+                         capture_output=True, text=True)
+    have = set(res.stdout.split()) if res.returncode == 0 else set()
+    return [t for t in wanted if f"refs/tags/{t}" not in have]

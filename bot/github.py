@@ -9,6 +9,17 @@ Why it is shaped like this:
   PATCH (idempotent here); a POST that failed after being applied must not be
   sent twice, so the job retries the *whole* publish step, which looks the
   comment up again before creating one.
+* **Pacing.** GitHub asks integrators to leave about 1 s between *many*
+  writes by one client. PyGithub's own pacing (``seconds_between_writes=1``,
+  ``seconds_between_requests=0.25``) also makes a job's very first requests
+  wait: our job does two GETs, then a comment write and a status write, and the
+  comment showed up ~0.5 s after the analysis. So PyGithub's pacing is off and
+  :class:`WritePacer` (one per installation, shared by that installation's
+  jobs) lets a burst of ``write_burst`` writes (2: one job's comment and
+  status) go at once and spaces every further write ``write_interval`` (1 s)
+  apart; a steady stream of jobs is paced exactly as before. GETs are not
+  paced by default (``MINBUMP_GITHUB_REQUEST_INTERVAL`` > 0 turns PyGithub's
+  spacing of all requests back on).
 * **Limits.** Comment bodies stay under 65,536 characters and check-run
   summaries under 65,535 (the report is truncated with a note); annotations go
   in batches of 50 per request; status descriptions in 140.
@@ -19,7 +30,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import requests
@@ -62,8 +73,9 @@ class GitHubSettings:
     retries: int = 3
     backoff: float = 0.5
     secondary_rate_wait: float = 60.0
-    request_interval: float = 0.25  # PyGithub's defaults: GitHub asks integrators to pace writes
-    write_interval: float = 1.0
+    request_interval: float = 0.0  # spacing of every request (PyGithub's); off: see "Pacing" above
+    write_interval: float = 1.0  # GitHub asks for ~1 s between many writes
+    write_burst: int = 2  # writes allowed at once after a quiet spell (one job's comment + status)
 
     @property
     def mode(self) -> str:
@@ -104,6 +116,7 @@ class GitHubSettings:
             secondary_rate_wait=float(env.get("MINBUMP_SECONDARY_RATE_WAIT", cls.secondary_rate_wait)),
             request_interval=float(env.get("MINBUMP_GITHUB_REQUEST_INTERVAL", cls.request_interval)),
             write_interval=float(env.get("MINBUMP_GITHUB_WRITE_INTERVAL", cls.write_interval)),
+            write_burst=int(env.get("MINBUMP_GITHUB_WRITE_BURST", cls.write_burst)),
         )
 
     def retry(self) -> GithubRetry:
@@ -118,6 +131,42 @@ class GitHubSettings:
         )
 
 
+class WritePacer:
+    """Spacing of one client's writes: a burst of ``burst`` at once, then one per ``interval`` s.
+
+    A token bucket in its GCRA form (one "theoretical arrival time"): each
+    write reserves the next slot under the lock and sleeps outside it, so
+    concurrent jobs of one installation queue up in order instead of all
+    waking together. ``interval`` 0 turns pacing off.
+    """
+
+    def __init__(self, interval: float = 1.0, burst: int = 2,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.interval = max(0.0, interval)
+        self.burst = max(1, burst)
+        self._clock, self._sleep = clock, sleep
+        self._lock = threading.Lock()
+        self._tat = 0.0  # when the bucket is full again
+
+    def reserve(self) -> float:
+        """Take the next write slot; returns how long to wait before sending (0: now)."""
+        if self.interval <= 0:
+            return 0.0
+        with self._lock:
+            now = self._clock()
+            tat = max(self._tat, now)
+            allowed = tat - (self.burst - 1) * self.interval
+            self._tat = tat + self.interval
+            return max(0.0, allowed - now)
+
+    def wait(self) -> float:
+        """Block until a write may be sent; returns the seconds waited."""
+        delay = self.reserve()
+        if delay > 0:
+            self._sleep(delay)
+        return delay
+
+
 @dataclass
 class Session:
     """An authenticated client for one installation (or the token), plus who "we" are."""
@@ -127,6 +176,12 @@ class Session:
     login: str
     git_token: Callable[[], str]
     app_id: str | None = None
+    pacer: WritePacer = field(default_factory=lambda: WritePacer(0.0))
+
+    def write(self, fn: Callable[[], Any]) -> Any:
+        """One GitHub write, paced (see :class:`WritePacer`) and error-mapped by :func:`call`."""
+        self.pacer.wait()
+        return call(fn)
 
 
 class Clients:
@@ -142,8 +197,12 @@ class Clients:
     def _kwargs(self) -> dict[str, Any]:
         s = self.settings
         return {"base_url": s.api_url, "timeout": int(max(1, s.timeout)), "retry": s.retry(), "per_page": 100,
+                # Writes are paced by WritePacer, not by PyGithub (which would delay the first ones too).
                 "lazy": True, "seconds_between_requests": s.request_interval or None,
-                "seconds_between_writes": s.write_interval or None}
+                "seconds_between_writes": None}
+
+    def _pacer(self) -> WritePacer:
+        return WritePacer(self.settings.write_interval, self.settings.write_burst)
 
     def session(self, installation_id: int | None) -> Session:
         with self._lock:
@@ -160,7 +219,7 @@ class Clients:
         token = self.settings.token or ""
         gh = Github(auth=Auth.Token(token), **self._kwargs())
         login = call(lambda: gh.get_user().login)
-        return Session(gh, "token", login, lambda: token)
+        return Session(gh, "token", login, lambda: token, pacer=self._pacer())
 
     def _app_session(self, installation_id: int | None) -> Session:
         if not installation_id:
@@ -180,7 +239,7 @@ class Clients:
             return value
 
         register_secret(token())
-        return Session(gh, "app", self._app_login, token, app_id=self.settings.app_id)
+        return Session(gh, "app", self._app_login, token, app_id=self.settings.app_id, pacer=self._pacer())
 
 
 def call(fn: Callable[[], Any]) -> Any:
@@ -347,14 +406,14 @@ class Publisher:
             if not allow_create:
                 return "none"
             body = body_for(None)
-            created = call(lambda: self.repo.get_issue(self.pr).create_comment(body))
+            created = self.s.write(lambda: self.repo.get_issue(self.pr).create_comment(body))
             state.comment_id, state.comment_url = created.id, created.html_url
             return "created"
         state.comment_id, state.comment_url = existing.id, existing.html_url
         body = body_for(existing.body)
         if body == existing.body:
             return "unchanged"
-        call(lambda: existing.edit(body))
+        self.s.write(lambda: existing.edit(body))
         return "edited"
 
     def publish_status(self, head_sha: str, verdict: str, title: str, summary_md: str,
@@ -368,7 +427,7 @@ class Publisher:
                 kwargs: dict[str, Any] = {"state": st, "description": title[:140], "context": STATUS_CONTEXT}
                 if target_url:
                     kwargs["target_url"] = target_url
-                call(lambda: commit.create_status(**kwargs))
+                self.s.write(lambda: commit.create_status(**kwargs))
                 state.status_done = True
             return "status"
         conclusion = {"fail": "failure", "neutral": "neutral"}.get(verdict, "success")
@@ -383,14 +442,14 @@ class Publisher:
         if state.check_run_id is None:
             first = annotations[:ANNOTATION_BATCH]
             state.check_run_unsure = True
-            run = call(lambda: self.repo.create_check_run(
+            run = self.s.write(lambda: self.repo.create_check_run(
                 name=CHECK_NAME, head_sha=head_sha, status="completed", conclusion=conclusion,
                 output={**output, "annotations": first}))
             state.check_run_id, state.check_run = run.id, run
             state.annotations_sent = len(first)
         while state.annotations_sent < len(annotations):
             batch = annotations[state.annotations_sent: state.annotations_sent + ANNOTATION_BATCH]
-            call(lambda: state.check_run.edit(output={**output, "annotations": batch}))
+            self.s.write(lambda: state.check_run.edit(output={**output, "annotations": batch}))
             state.annotations_sent += len(batch)
         return "check_run"
 

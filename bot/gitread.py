@@ -8,16 +8,15 @@ writes to the repository, or runs code from it.
 
 from __future__ import annotations
 
-from typing import NamedTuple
 
 import fnmatch
 import os
 import re
 import subprocess
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 from .errors import MinbumpError
+from .records import Record
 
 _SAFE_REF = re.compile(r"^[^\s\x00-\x1f~^:?*\[\\]+$|^[0-9a-fA-F]{4,40}$")
 
@@ -33,14 +32,14 @@ class Oversized(bytes):
         return obj
 
 
-class Commit(NamedTuple):
+class Commit(Record):
     sha: str
     tree: str
     committed: datetime
     parents: tuple[str, ...]
 
 
-class Entry(NamedTuple):
+class Entry(Record):
     path: str
     mode: str
     sha: str
@@ -63,32 +62,41 @@ class GitRepo:
     """A repository opened for reading; use as a context manager to stop the batch process."""
 
     def __init__(self, path: str | os.PathLike) -> None:
-        self.path = str(Path(path))
-        if not Path(self.path).exists():
+        self.path = os.fspath(path)
+        if not os.path.exists(self.path):
             raise MinbumpError(f"{self.path}: no such directory")
-        env = _env()
-        try:
-            out = subprocess.run(
-                ["git", "-C", self.path, "rev-parse", "--git-dir"],
-                capture_output=True, text=True, env=env, timeout=30,
-            )
-        except FileNotFoundError:
-            raise MinbumpError("git is not installed") from None
-        if out.returncode != 0:
-            raise MinbumpError(f"{self.path}: not a git repository")
-        self._env = env
+        self._env = _env()
         self._proc: subprocess.Popen | None = None
         self._commits: dict[str, Commit] = {}
         self._trees: dict[str, list[tuple[str, str, str]]] = {}
+        self._batch()  # also tells whether this is a repository at all, without a process of its own
 
     # ------------------------------------------------------------ plumbing
     def _batch(self) -> subprocess.Popen:
         if self._proc is None:
-            self._proc = subprocess.Popen(
-                ["git", "-C", self.path, "cat-file", "--batch"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                env=self._env,
-            )
+            try:
+                self._proc = subprocess.Popen(
+                    ["git", "-C", self.path, "cat-file", "--batch"],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    env=self._env,
+                )
+            except FileNotFoundError:
+                raise MinbumpError("git is not installed") from None
+            # git checks the repository before reading stdin: an empty probe line
+            # answers "missing" in a repository, while outside one git exits.
+            assert self._proc.stdin and self._proc.stdout
+            try:
+                self._proc.stdin.write(b"\n")
+                self._proc.stdin.flush()
+            except BrokenPipeError:
+                pass
+            if not self._proc.stdout.readline():
+                err = self._proc.stderr.read().decode("utf-8", "replace") if self._proc.stderr else ""
+                self._proc.wait()
+                self._proc = None
+                if "not a git repository" in err:
+                    raise MinbumpError(f"{self.path}: not a git repository")
+                raise MinbumpError(f"{self.path}: git cannot read it: {err.strip().splitlines()[-1] if err.strip() else 'unknown error'}")
         return self._proc
 
     def close(self) -> None:

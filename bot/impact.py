@@ -6,19 +6,18 @@ date; returns entries in the JSON contract's `impacted` shape.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import date
 
 from .matrix import Addon, Cell, Matrix, Minor, Platform, lower_confidence
 from .version import Version, vstr
+from .records import Record
 
 # Distros whose dotted releases are service packs of one product (SLES 12 SP1,
 # Leap 15.3): moving to a later one is an in-product upgrade, a mitigation.
 SERVICE_PACK_DISTROS = {"sles", "opensuse"}
 
 
-@dataclass
-class Impacted:
+class Impacted(Record):
     platform: Platform
     component: str
     arch: str | None
@@ -29,7 +28,7 @@ class Impacted:
     support_end: date | None
     confidence: str
     minor: str | None = None
-    mitigations: list[dict] = field(default_factory=list)
+    mitigations: list[dict] = list
 
     @property
     def unknown(self) -> bool:

@@ -10,7 +10,12 @@ Why each step is here:
 * the config is read from the base side (``run_refs`` default, on the merge
   base of the PR), never from the head: a PR cannot loosen its own check;
 * publishing is retried as a whole step, looking up the bot's comment before
-  creating one, so a POST that failed after being applied is never repeated.
+  creating one, so a POST that failed after being applied is never repeated;
+* the comment is written before the status: it is what the author waits for,
+  and the status links to it;
+* a warm fetch skips the tags (:mod:`bot.gitcache`); when the report relied on
+  a previous-release tag the cache lacks, the tags are fetched and the
+  analysis run again, so skipping them never changes a verdict.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from bot.errors import MinbumpError
-from bot.gitcache import GitCache, GitFetchError
+from bot.gitcache import Fetched, GitCache, GitFetchError, missing_tags
 from bot.github import (
     Clients,
     GitHubSettings,
@@ -55,6 +60,7 @@ class JobSettings:
     publish_backoff: float = 2.0
     ref_lag_delay: float = 3.0
     lock_ttl: float = 60.0  # like the job lease: a dead worker's lock must not outlive its lease
+    tag_fetch_interval: float = 600.0  # tags are refetched at least this often (new release tags)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "JobSettings":
@@ -66,6 +72,7 @@ class JobSettings:
             publish_backoff=float(env.get("MINBUMP_PUBLISH_BACKOFF", cls.publish_backoff)),
             lock_ttl=float(env.get("MINBUMP_LEASE_SECONDS", cls.lock_ttl)),
             ref_lag_delay=float(env.get("MINBUMP_REF_LAG_DELAY", cls.ref_lag_delay)),
+            tag_fetch_interval=float(env.get("MINBUMP_TAG_FETCH_INTERVAL", cls.tag_fetch_interval)),
         )
 
 
@@ -75,7 +82,8 @@ class JobRunner:
     def __init__(self, settings: JobSettings) -> None:
         self.settings = settings
         self.clients = Clients(settings.github)
-        self.cache = GitCache(settings.data_dir / "git", timeout=settings.git_timeout)
+        self.cache = GitCache(settings.data_dir / "git", timeout=settings.git_timeout,
+                              tag_interval=settings.tag_fetch_interval)
         self.analyses = 0  # counted for tests and metrics: "no second analysis"
         self._count_lock = threading.Lock()
 
@@ -118,7 +126,7 @@ class JobRunner:
             log("git.fetch_failed", level=logging.WARNING, error=error_text(exc), **fields)
             raise RetryLater(str(exc)) from None
         log("git.fetched", seconds=round(time.monotonic() - t0, 3), base_sha=fetched.base_sha,
-            pull_sha=fetched.pull_sha, **fields)
+            pull_sha=fetched.pull_sha, tags=fetched.tags_fetched, **fields)
         if fetched.pull_sha != spec.head_sha:
             if self._still_head(spec) is not False:
                 # GitHub updates refs/pull/N/head a moment after the push's webhook: fetch again soon.
@@ -129,24 +137,46 @@ class JobRunner:
             return
         base = self._merge_base(fetched.path, fetched.base_sha, spec.head_sha)
         t1 = time.monotonic()
+        report, problem, not_configured = self._analyse(fetched, base, spec.head_sha)
+        absent = missing_tags(fetched.path, self._previous_tags(report)) if not fetched.tags_fetched else []
+        if absent:
+            # The report relied on a release tag this cache has not fetched yet: fetch the tags, analyse again.
+            try:
+                seconds = self.cache.fetch_tags(spec.repo, spec.clone_url, token)
+            except GitFetchError as exc:
+                log("git.fetch_failed", level=logging.WARNING, error=error_text(exc), **fields)
+                raise RetryLater(str(exc)) from None
+            log("git.tags_fetched", seconds=round(seconds, 3), missing=absent[:5], **fields)
+            report, problem, not_configured = self._analyse(fetched, base, spec.head_sha)
+        log("analysis.done", seconds=round(time.monotonic() - t1, 3), base=base,
+            verdict=report.verdict if report else None, problem=problem,
+            watched_changed=report.watched_changed if report else None, **fields)
+        self._publish(spec, backend, owner, fields, report, problem, not_configured)
+
+    def _analyse(self, fetched: Fetched, base: str, head_sha: str) -> tuple[Any, str | None, bool]:
+        """(report or None, problem, not configured) of the real analyzer on the cache."""
+        from bot.dryrun import NotConfigured, run_refs
+
         report = None
         problem: str | None = None
         not_configured = False
-        from bot.dryrun import NotConfigured, run_refs
-
         try:
-            report = run_refs(fetched.path, base, spec.head_sha, today=date.today(),
-                              config_ref=fetched.base_sha)
+            report = run_refs(fetched.path, base, head_sha, today=date.today(), config_ref=fetched.base_sha)
         except NotConfigured as exc:
             not_configured, problem = True, str(exc)
         except MinbumpError as exc:
             problem = str(exc)
         with self._count_lock:
             self.analyses += 1
-        log("analysis.done", seconds=round(time.monotonic() - t1, 3), base=base,
-            verdict=report.verdict if report else None, problem=problem,
-            watched_changed=report.watched_changed if report else None, **fields)
-        self._publish(spec, backend, owner, fields, report, problem, not_configured)
+        return report, problem, not_configured
+
+    @staticmethod
+    def _previous_tags(report: Any) -> list[str]:
+        """The previous-release tags the one-cycle rule looked up (empty when it had no reason to)."""
+        if report is None:
+            return []
+        return [d["previous_release"] for d in getattr(report, "deprecation", None) or []
+                if isinstance(d, dict) and d.get("previous_release")]
 
     @staticmethod
     def _merge_base(path: Path, base_sha: str, head_sha: str) -> str:

@@ -7,15 +7,19 @@ fact keeps its sources and confidence so a report can say why it believes
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
 from datetime import date
-from pathlib import Path
-from typing import Any, Iterable, NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any, Iterable
 
 from .cache import cached_yaml
 from .errors import MinbumpError
-from .paths import policy_dir
+from .paths import policy_file, read_bytes
 from .version import Version
+from .records import Record
 
 CONFIDENCE_ORDER = {"low": 0, "medium": 1, "high": 2}
 
@@ -59,7 +63,7 @@ def lower_confidence(*levels: str) -> str:
     return min(levels, key=lambda c: CONFIDENCE_ORDER.get(c, 0)) if levels else "low"
 
 
-class Cell(NamedTuple):
+class Cell(Record):
     """One shipped version of one component, with how sure we are of it."""
 
     version: Version | None
@@ -75,7 +79,7 @@ def _cell(raw: Any, default_conf: str = "low") -> Cell:
     return Cell(_ver(raw), default_conf)
 
 
-class Addon(NamedTuple):
+class Addon(Record):
     """An optional repository (Cloud Archive pocket, backports, layered product) on top of a release."""
 
     name: str
@@ -93,7 +97,7 @@ def _addon(raw: dict) -> Addon:
                  raw.get("enable"), raw.get("derived_from"), raw.get("notes"))
 
 
-class Minor(NamedTuple):
+class Minor(Record):
     """A minor release or service pack judged on its own (RHEL 7.1 is not RHEL 7.9)."""
 
     minor: str
@@ -104,7 +108,7 @@ class Minor(NamedTuple):
     stream: str | None = None
 
 
-class Snapshot(NamedTuple):
+class Snapshot(Record):
     """A dated observation of a rolling release (CentOS Stream)."""
 
     as_of: date | None
@@ -113,8 +117,7 @@ class Snapshot(NamedTuple):
     confidence: str
 
 
-@dataclass
-class Platform:
+class Platform(Record):
     id: str
     distro: str
     release: str
@@ -130,7 +133,7 @@ class Platform:
     snapshots: tuple[Snapshot, ...] = ()
     addons: tuple[Addon, ...] = ()
     full_support_end: date | None = None
-    confidence: dict[str, str] = field(default_factory=dict)
+    confidence: dict[str, str] = dict
     sources: tuple[str, ...] = ()
     conflicts: tuple[str, ...] = ()
     notes: str | None = None
@@ -138,7 +141,7 @@ class Platform:
     lts: bool = False
     hypervisors: tuple[str, ...] | None = None
     origin: str = "policy/matrix.yaml"
-    raw: dict = field(default_factory=dict, repr=False)
+    raw: dict = dict
 
     @property
     def label(self) -> str:
@@ -236,14 +239,14 @@ def _platform(raw: dict, origin: str) -> Platform:
     )
 
 
-@dataclass
-class Matrix:
+class Matrix(Record):
     platforms: list[Platform]
     data_as_of: date | None = None
     components: tuple[str, ...] = ("libvirt", "qemu")
-    source_refs: dict[str, str] = field(default_factory=dict)
-    origins: list[str] = field(default_factory=list)
-    out_of_scope: dict[str, str] = field(default_factory=dict)
+    source_refs: dict[str, str] = dict
+    origins: list[str] = list
+    out_of_scope: dict[str, str] = dict
+    by_id: dict[str, Platform] = dict  # derived from platforms
 
     def __post_init__(self) -> None:
         self.by_id = {p.id: p for p in self.platforms}
@@ -267,7 +270,7 @@ class Matrix:
 
 # ---------------------------------------------------------------- loading ---
 
-def load_raw(path: Path) -> dict:
+def load_raw(path: str | Path) -> dict:
     """Parse a matrix file through the content-hash cache (see bot.cache)."""
     def check(raw: Any, _text: str) -> None:
         # A project's override file may only mark platforms out of scope.
@@ -276,7 +279,7 @@ def load_raw(path: Path) -> dict:
             raise MinbumpError(f"{path}: not a support matrix (no 'platforms' or 'out_of_scope' list)")
 
     try:
-        data = path.read_bytes()
+        data = read_bytes(str(path))
     except OSError as exc:
         raise MinbumpError(f"{path}: cannot read: {exc.strerror}") from None
     return cached_yaml(data, str(path), "matrix", check)
@@ -323,7 +326,7 @@ def default_matrix() -> Matrix:
     """The shipped matrix, parsed once per process."""
     global _DEFAULT
     if _DEFAULT is None:
-        path = policy_dir() / "matrix.yaml"
+        path = policy_file("matrix.yaml")
         _DEFAULT = from_raw(load_raw(path), "policy/matrix.yaml")
     return _DEFAULT
 
@@ -334,8 +337,8 @@ def load_matrix(paths: Iterable[str | Path] | None = None) -> Matrix:
         return default_matrix()
     matrix: Matrix | None = None
     for path in paths:
-        path = Path(path)
-        if not path.is_file():
+        path = str(path)
+        if not os.path.isfile(path):
             raise MinbumpError(f"{path}: no such matrix file")
         raw = load_raw(path)
         matrix = from_raw(raw, str(path)) if matrix is None else apply_override(matrix, raw, str(path))
@@ -347,8 +350,8 @@ def with_overrides(files: Iterable[str | Path], base: Matrix | None = None) -> M
     """The shipped matrix (or `base`) with a project's override files applied in order."""
     matrix = base or default_matrix()
     for path in files:
-        path = Path(path)
-        if not path.is_file():
+        path = str(path)
+        if not os.path.isfile(path):
             raise MinbumpError(f"{path}: no such matrix file")
         matrix = apply_override(matrix, load_raw(path), str(path))
     return matrix

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 from . import __version__
+from .records import Record
 
 ICON = {"fail": "❌", "warn": "⚠️", "pass": "✅", "neutral": "⚪"}
 
 
-@dataclass
-class Report:
+class Report(Record):
     base: str
     head: str
     as_of: date
@@ -21,17 +22,17 @@ class Report:
     previous_release: dict | None = None
     verdict: str = "neutral"
     summary: str = ""
-    changes: list[dict] = field(default_factory=list)
-    effective: list[dict] = field(default_factory=list)
-    impacted: list[dict] = field(default_factory=list)
-    deprecation: list[dict] = field(default_factory=list)
-    obsolete_feature_minimums: list[dict] = field(default_factory=list)
-    next_drops: list[dict] = field(default_factory=list)
-    errors: list[dict] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    changes: list[dict] = list
+    effective: list[dict] = list
+    impacted: list[dict] = list
+    deprecation: list[dict] = list
+    obsolete_feature_minimums: list[dict] = list
+    next_drops: list[dict] = list
+    errors: list[dict] = list
+    notes: list[str] = list
     watched_changed: bool = False
     config_origin: str = ""
-    matrix_origins: list[str] = field(default_factory=list)
+    matrix_origins: list[str] = list
     data_as_of: str | None = None
 
     def to_dict(self) -> dict[str, Any]:

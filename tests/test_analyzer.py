@@ -388,3 +388,13 @@ def test_config_ref_reads_policy_from_another_commit(repo):
     assert run_refs(repo.path, fork_point, "bump").verdict == "fail"
     r = run_refs(repo.path, fork_point, "bump", config_ref="main")
     assert r.verdict == "warn" and r.config_origin.startswith(".github/minbump.yml@")
+
+
+def test_constant_named_only_in_config_is_watched(repo):
+    cfg = CONFIG + "constants:\n  LIBVIRT_FLOOR: {component: libvirt, kind: hard}\n"
+    repo.commit({DRV: "LIBVIRT_FLOOR = (1, 2, 1)\n", ".github/minbump.yml": cfg}, date="2016-09-01T10:00:00+00:00")
+    repo.branch("bump")
+    repo.commit({DRV: "LIBVIRT_FLOOR = (1, 2, 9)\n"}, date="2016-11-20T10:00:00+00:00")
+    r = run_refs(repo.path, "main", "bump")
+    assert [(c["constant"], c["old"], c["new"]) for c in r.changes] == [("LIBVIRT_FLOOR", "1.2.1", "1.2.9")]
+    assert r.verdict == "fail"

@@ -1,0 +1,5 @@
+"""`python -m bot`: the same as the `minbump` console script."""
+
+from .entry import main
+
+main()
