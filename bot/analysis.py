@@ -256,6 +256,7 @@ def analyze(inp: Inputs) -> Report:
     if previous is not None and inp.previous_files is not None:
         prev_snap, _ = snapshot(previous.tag, None, inp.previous_files, cfg)
     global_drops: dict[str, set[str]] = {}
+    already: dict[str, set[str]] = {}
     raised: list[tuple[tuple, Version | None, Version, Constant]] = []
     for scope in sorted(set(eff_old) | set(eff_new), key=lambda k: (k[0], k[1] or "", k[2] or "")):
         # A scope without its own constant on one side is held to the global minimum there.
@@ -278,7 +279,9 @@ def analyze(inp: Inputs) -> Report:
                                 f"{comp} >= {nv} are not judged")
             continue
         exclude = set(global_drops.get(comp, ())) if (arch or hv) else set()
-        exclude |= _already_out(matrix, eff_old, comp, as_of, rule)
+        if comp not in already:
+            already[comp] = _already_out(matrix, eff_old, comp, as_of, rule)
+        exclude |= already[comp]
         hits = dropped(matrix, comp, ov, nv, day=as_of, rule=rule, arch=arch, hypervisor=hv, exclude=exclude)
         if not (arch or hv):
             global_drops[comp] = {h.platform.id for h in hits if h.minor is None}
