@@ -54,6 +54,21 @@ def classify(name: str, cfg: "Config") -> Meaning | None:
     )
 
 
+_MAPS: dict[int, tuple[object, object, dict[str, str], dict[str, str]]] = {}
+
+
+def _token_maps(cfg: "Config") -> tuple[dict[str, str], dict[str, str]]:
+    """Upper-cased token maps, built once per config (a module may hold 1,000 constants)."""
+    hit = _MAPS.get(id(cfg))
+    if hit is None or hit[0] is not cfg.components or hit[1] is not cfg.hypervisors:
+        hit = (cfg.components, cfg.hypervisors, {k.upper(): v for k, v in cfg.components.items()},
+               {k.upper(): v for k, v in cfg.hypervisors.items()})
+        if len(_MAPS) > 64:
+            _MAPS.clear()
+        _MAPS[id(cfg)] = hit
+    return hit[2], hit[3]
+
+
 def _from_name(name: str, cfg: "Config") -> Meaning | None:
     tokens = name.upper().split("_")
     if tokens[:2] == ["NEXT", "MIN"]:
@@ -64,8 +79,7 @@ def _from_name(name: str, cfg: "Config") -> Meaning | None:
         kind, rest = "denylist", tokens[1:]
     else:
         return None
-    comps = {k.upper(): v for k, v in cfg.components.items()}
-    hvs = {k.upper(): v for k, v in cfg.hypervisors.items()}
+    comps, hvs = _token_maps(cfg)
     component = hypervisor = arch = None
     leftover: list[str] = []
     i = 0
