@@ -388,8 +388,9 @@ def _verdict(report: Report, cfg: Config) -> None:
         if SEVERITY[d["severity"]] > SEVERITY[level]:
             level = d["severity"]
     report.verdict = level
-    fails = [d for d in report.impacted if d["severity"] == "fail"]
-    supported = [d for d in report.impacted if d["still_supported"]]
+    # Count platforms (a minor release counts on its own), not rows: one platform may miss two components.
+    fails = list({(d["platform"], d["minor"]) for d in report.impacted if d["severity"] == "fail"})
+    supported = list({(d["platform"], d["minor"]) for d in report.impacted if d["still_supported"]})
     if fails:
         n = len(supported)
         report.summary = (f"drops {n} still-supported platform{'s' if n != 1 else ''}, {len(fails)} "
