@@ -131,8 +131,9 @@ class GitCache:
             "GIT_CONFIG_GLOBAL": os.devnull,
             "LC_ALL": "C",
         })
+        # maintenance.auto: no "git maintenance run --auto" child after each fetch (gc.auto is 0 anyway).
         config = [("credential.helper", ""), ("http.followRedirects", "false"),
-                  ("protocol.version", "2")]
+                  ("protocol.version", "2"), ("maintenance.auto", "false")]
         if token:
             parts = urlsplit(url)
             origin = f"{parts.scheme}://{parts.netloc}/"

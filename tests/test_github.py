@@ -208,3 +208,48 @@ def test_annotations_only_on_changed_constant_lines():
     (a,) = annotations_for(report)
     assert a["start_line"] == a["end_line"] == 17 and a["annotation_level"] == "failure"
     assert "Ubuntu 14.04" in a["message"] and "1.2.1 → 1.2.9" in a["message"]
+
+
+# --- write pacing ---------------------------------------------------------------------------------
+
+def test_write_pacer_allows_a_small_burst_then_spaces_writes():
+    from bot.github import WritePacer
+
+    now = [100.0]
+    pacer = WritePacer(1.0, burst=2, clock=lambda: now[0])
+    assert [pacer.reserve() for _ in range(5)] == [0.0, 0.0, 1.0, 2.0, 3.0]
+    now[0] += 10  # a quiet spell refills the bucket: the next job's two writes go at once
+    assert [pacer.reserve() for _ in range(3)] == [0.0, 0.0, 1.0]
+    now[0] += 2  # the last write went at +1: one token back since, so one goes now, the next waits
+    assert pacer.reserve() == 0.0 and pacer.reserve() == pytest.approx(1.0)
+    assert WritePacer(0.0).reserve() == 0.0  # interval 0: pacing off
+
+
+def test_default_settings_pace_writes_not_the_first_ones(fake_github):
+    s = settings(fake_github, GITHUB_TOKEN="t")
+    base = GitHubSettings.from_env({"GITHUB_API_URL": fake_github.api_url, "GITHUB_TOKEN": "t"})
+    assert (base.write_interval, base.write_burst, base.request_interval) == (1.0, 2, 0.0)
+    assert Clients(base)._kwargs()["seconds_between_writes"] is None  # ours, not PyGithub's
+    assert s.write_interval == 0
+
+
+def test_a_burst_of_writes_is_spaced_after_the_first_two(fake_github, hosted):
+    sent: list[float] = []
+    fake_github.on_request = lambda method, path: sent.append(time.monotonic()) if method == "POST" else None
+    login = "bot-user"
+    s = Clients(settings(fake_github, GITHUB_TOKEN=fake_github.add_token(login),
+                         MINBUMP_GITHUB_WRITE_INTERVAL="0.3", MINBUMP_GITHUB_WRITE_BURST="2")).session(None)
+    pub = Publisher(s, REPO, 3)
+    t0 = time.monotonic()
+    for i in range(5):
+        pub.publish_status(hosted, "pass", f"minbump: pass {i}", "", [], PublishState())
+    fake_github.on_request = None
+    assert len(sent) == 5 and len(fake_github.commit_statuses(REPO, hosted)) == 5
+    assert sent[1] - t0 < 0.25  # the burst: no wait for the first two
+    gaps = [b - a for a, b in zip(sent[1:], sent[2:])]
+    assert all(g >= 0.28 for g in gaps), gaps  # then one write per interval
+    # the same session's next job after a quiet spell starts with its burst again
+    time.sleep(0.7)
+    t1 = time.monotonic()
+    pub.publish_status(hosted, "pass", "minbump: pass later", "", [], PublishState())
+    assert time.monotonic() - t1 < 0.25

@@ -525,3 +525,107 @@ def test_serve_with_embedded_worker_processes_jobs(tmp_path, fake_github, nova, 
         for t in app.extensions["minbump.workers"]:
             t.join(timeout=10)
     assert not threading.active_count() > 50
+
+
+# --- latency: tags only when needed, workers woken on submit -----------------------------------------
+
+def test_previous_release_tag_pushed_later_is_fetched_and_used(tmp_path, fake_github, token_env, caplog):
+    """A warm job skips the tags; when its report needs the previous release's tag and the cache
+    lacks it (tagged upstream after the cache's last tag fetch), it fetches the tags and analyses again."""
+    from tests.gitrepo import GitRepo
+
+    work = GitRepo(tmp_path / "late")
+    base = work.commit({NOVA_DRIVER: driver("(1, 2, 1)", "(1, 2, 1)"), ".github/minbump.yml": CONFIG},
+                       date="2016-09-01T10:00:00+00:00")
+    work.branch("bump")
+    head = work.commit({NOVA_DRIVER: driver("(1, 2, 9)", "(1, 2, 9)")}, date="2016-11-20T10:00:00+00:00")
+    work.checkout("main")
+    fake_github.add_repo(REPO, work)
+    fake_github.add_pull(REPO, PR, head, "main", "bump")
+    svc = Harness(fake_github, tmp_path / "data", token_env)
+    caplog.set_level(logging.INFO, logger="minbump")
+    svc.deliver("pull_request.opened", REPO, PR, head)
+    assert svc.work() == 1
+    assert "is not in the repository" in _ours(fake_github)[0]["body"]  # no 14.0.0 anywhere yet
+    cache = svc.runner.cache.path_for(REPO)
+    # a warm job whose report needs no previous release (no minimum raised) fetches no tags
+    caplog.clear()
+    readme = _push(fake_github, work, {"README.rst": "docs only\n"}, "2016-11-21T10:00:00+00:00", base)
+    svc.deliver("pull_request.synchronize", REPO, PR, readme)
+    assert svc.work() == 1
+    fetched = [r.getMessage() for r in caplog.records if '"git.fetched"' in r.getMessage()]
+    assert fetched and all('"tags": false' in m for m in fetched)
+    assert not any('"git.tags_fetched"' in r.getMessage() for r in caplog.records)
+    # Newton is tagged upstream now; the cache fetched tags moments ago, so a warm fetch skips them...
+    work.tag("14.0.0", ref=base, date="2016-10-06T10:00:00+00:00")
+    fake_github.sync(REPO)
+    caplog.clear()
+    again = _push(fake_github, work, {"README.rst": "again\n"}, "2016-11-22T10:00:00+00:00", head)
+    svc.deliver("pull_request.synchronize", REPO, PR, again)
+    assert svc.work() == 1
+    # ...but the report needed 14.0.0: the job fetched the tags and analysed again
+    assert any('"git.tags_fetched"' in r.getMessage() for r in caplog.records)
+    assert subprocess.run(["git", "-C", str(cache), "rev-parse", "--verify", "--quiet", "refs/tags/14.0.0"],
+                          capture_output=True).returncode == 0
+    ours = _ours(fake_github)
+    assert len(ours) == 1 and again in ours[0]["body"]
+    assert "is not in the repository" not in ours[0]["body"] and "14.0.0" in ours[0]["body"]
+    assert [s["state"] for s in fake_github.commit_statuses(REPO, again)] == ["failure"]
+
+
+def test_embedded_worker_starts_a_job_promptly_after_submit(tmp_path, fake_github, nova, token_env):
+    """`minbump serve`: a submit wakes the idle worker thread; the poll (60 s here) is only a fallback."""
+    from bot.serve import build_app
+
+    work, _, head = nova
+    app = build_app({**token_env}, worker=True, threads=2, poll=60.0)
+    try:
+        h = Harness.__new__(Harness)
+        h.gh, h.client = fake_github, app.test_client()
+        time.sleep(0.3)  # both threads made their first (empty) claim and sleep in the 60 s poll
+        for i in range(2):
+            sha = head if i == 0 else _push(fake_github, work, {"README.rst": "x\n"}, "2016-11-21T10:00:00+00:00",
+                                            head)
+            t0 = time.monotonic()
+            assert h.deliver("pull_request.synchronize", REPO, PR, sha).status_code == 202
+            while time.monotonic() - t0 < 20 and not fake_github.commit_statuses(REPO, sha):
+                time.sleep(0.01)
+            assert fake_github.commit_statuses(REPO, sha), "the job did not run before the poll"
+            assert time.monotonic() - t0 < 20
+    finally:
+        app.extensions["minbump.worker_stop"].set()
+        for t in app.extensions["minbump.workers"]:
+            t.join(timeout=10)
+    assert not any(t.is_alive() for t in app.extensions["minbump.workers"])  # set() ends the 60 s wait
+
+
+def test_wakeable_stop_loses_no_wake_and_wakes_every_idle_thread():
+    from bot.serve import WakeableStop
+
+    stop = WakeableStop()
+    stop.mark()
+    stop.wake()  # between an empty claim and the wait: the wait returns at once
+    t0 = time.monotonic()
+    assert stop.wait(30) is False and time.monotonic() - t0 < 5
+    woke: list[float] = []
+
+    def idle() -> None:
+        stop.mark()
+        ready.release()
+        stop.wait(30)
+        woke.append(time.monotonic())
+
+    ready = threading.Semaphore(0)
+    threads = [threading.Thread(target=idle) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for _ in threads:
+        ready.acquire()
+    time.sleep(0.05)
+    t0 = time.monotonic()
+    stop.wake()
+    for t in threads:
+        t.join(timeout=10)
+    assert len(woke) == 3 and max(woke) - t0 < 5
+    stop.set()
+    assert stop.is_set() and stop.wait(30) is True

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from bot.errors import MinbumpError
-from bot.gitcache import GitCache, GitFetchError, check_clone_url, valid_branch
+from bot.gitcache import GitCache, GitFetchError, check_clone_url, missing_tags, valid_branch
 from tests.gitrepo import GitRepo
 
 REPO = "octo/lib"
@@ -102,3 +102,49 @@ def test_hostile_repo_names_and_pr_numbers(tmp_path, fake_github, hosted):
         cache.fetch(REPO, fake_github.clone_url(REPO), "--upload-pack=x", 4, None)
     with pytest.raises(MinbumpError):
         cache.fetch(REPO, fake_github.clone_url(REPO), "main", -1, None)
+
+
+# --- tags: only when due ------------------------------------------------------------------------
+
+def test_warm_fetch_skips_the_tags_until_they_are_due(tmp_path, fake_github, hosted):
+    """The first fetch takes the tags; later ones do not (a new upstream tag stays out) until the
+    interval has passed, or the caller asks (``tags=True`` / :meth:`GitCache.fetch_tags`)."""
+    import os
+    import time
+
+    work, _, _, token = hosted
+    url = fake_github.clone_url(REPO)
+    cache = GitCache(tmp_path / "cache", tag_interval=600)
+    first = cache.fetch(REPO, url, "main", 4, token)
+    assert first.tags_fetched and "refs/tags/1.0.0" in refs(first.path)
+    work.tag("2.0.0", ref="main")
+    fake_github.sync(REPO)
+    warm = cache.fetch(REPO, url, "main", 4, token)
+    assert not warm.tags_fetched and "refs/tags/2.0.0" not in refs(warm.path)
+    assert "refs/tags/1.0.0" in refs(warm.path)  # --prune never drops tags a fetch did not ask for
+    assert missing_tags(warm.path, ["1.0.0", "2.0.0", "2.0.0", ""]) == ["2.0.0"]
+    # the job's path when the analysis names a tag the cache lacks
+    assert cache.fetch_tags(REPO, url, token) >= 0
+    assert missing_tags(warm.path, ["1.0.0", "2.0.0"]) == []
+    # an old stamp makes the next fetch take the tags again
+    work.tag("3.0.0", ref="main")
+    fake_github.sync(REPO)
+    assert not cache.fetch(REPO, url, "main", 4, token).tags_fetched
+    stamp = warm.path / GitCache.TAG_STAMP
+    old = time.time() - 601
+    os.utime(stamp, (old, old))
+    due = cache.fetch(REPO, url, "main", 4, token)
+    assert due.tags_fetched and "refs/tags/3.0.0" in refs(due.path)
+    # interval 0: every fetch takes the tags (the old behaviour)
+    work.tag("4.0.0", ref="main")
+    fake_github.sync(REPO)
+    assert GitCache(tmp_path / "cache", tag_interval=0).fetch(REPO, url, "main", 4, token).tags_fetched
+    assert "refs/tags/4.0.0" in refs(due.path)
+
+
+def test_fetch_tags_refuses_hostile_inputs(tmp_path):
+    cache = GitCache(tmp_path / "cache")
+    with pytest.raises(MinbumpError):
+        cache.fetch_tags(REPO, "--upload-pack=touch x", None)
+    with pytest.raises(MinbumpError):
+        cache.fetch_tags("../../etc", "https://example.org/a/b.git", None)
