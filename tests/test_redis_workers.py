@@ -65,8 +65,9 @@ def test_sigkilled_worker_job_is_run_again_by_the_other(redis_server: RedisServe
         assert done["delivery"] == "long"
         assert done["pid"] == survivor.pid
         assert done["attempt"] == 2
-        # lease 2 s + sweep 0.5 s + retry backoff 0.2 s, plus slack for a loaded machine
-        assert took < 15, f"re-run took {took:.1f}s"
+        # lease 2 s + sweep 0.5 s + retry backoff 0.2 s; generous slack for a loaded 2-core machine,
+        # still far below stock RQ's abandoned-job detection (minutes)
+        assert took < 45, f"re-run took {took:.1f}s"
         assert time.monotonic() - killed_at < 90
         assert b.failed_jobs() == []
 
