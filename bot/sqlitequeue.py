@@ -120,12 +120,12 @@ class _ProcessState:
     """What must not be shared across a fork: the write lock, the lock file, queued submits."""
 
     def __init__(self) -> None:
-        self.pid = os.getpid()
         self.write_lock = threading.Lock()  # serialises this process's write transactions
         self.pending_lock = threading.Lock()  # guards ``pending`` only (held for microseconds)
         self.pending: list[_Pending] = []
         self.lock_fd: int | None = None  # opened lazily, after any fork
         self.last_prune = 0.0
+        self.writer: sqlite3.Connection | None = None  # the one connection for writes, under write_lock
         self.commits = 0  # write transactions since the last checkpoint
         self.checkpoint_due = threading.Event()
         self.checkpointer: threading.Thread | None = None
@@ -159,7 +159,8 @@ def _checkpoint_loop(ref: "weakref.ReferenceType[SQLiteBackend]", st: _ProcessSt
 
 
 class SQLiteBackend(Backend):
-    """Queue + state in one SQLite database (thread-safe: one connection per thread)."""
+    """Queue + state in one SQLite database (thread-safe: reads use one connection per thread,
+    writes one connection per process under the write lock)."""
 
     def __init__(
         self,
@@ -199,7 +200,7 @@ class SQLiteBackend(Backend):
     # --- connection ---------------------------------------------------------
     def _forget_parent_state(self) -> None:
         """In a forked child: never use (nor close) the parent's connections or locks."""
-        self._orphans.append(self._local)  # closing them here could disturb the parent's locks
+        self._orphans.append((self._local, self._proc))  # closing them could disturb the parent's locks
         self._local = threading.local()
         self._proc = _ProcessState()
         self._pid = os.getpid()
@@ -209,16 +210,31 @@ class SQLiteBackend(Backend):
             self._forget_parent_state()
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(f"PRAGMA synchronous={self.synchronous}")
-            db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
-            # No checkpoint inside COMMIT: it would fsync while holding the write lock (up to 20 ms
-            # here, stalling every waiting submit); _checkpoint_loop does it off the lock.
-            db.execute("PRAGMA wal_autocheckpoint=0")
-            db.row_factory = sqlite3.Row
-            self._local.db = db
+            db = self._local.db = self._open()
         return db
+
+    def _open(self, shared: bool = False) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
+                             check_same_thread=not shared)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={self.synchronous}")
+        db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+        # No checkpoint inside COMMIT: it would fsync while holding the write lock (up to 20 ms
+        # here, stalling every waiting submit); _checkpoint_loop does it off the lock.
+        db.execute("PRAGMA wal_autocheckpoint=0")
+        db.row_factory = sqlite3.Row
+        return db
+
+    def _writer(self, st: _ProcessState) -> sqlite3.Connection:
+        """This process's write connection (caller holds ``st.write_lock``, which serialises its use).
+
+        One per process, not one per thread: its page cache stays warm from one transaction to
+        the next, where a per-thread connection re-reads every b-tree page it touches (the
+        gunicorn threads take turns, so each one's cache is always stale).
+        """
+        if st.writer is None:
+            st.writer = self._open(shared=True)
+        return st.writer
 
     def _state(self) -> _ProcessState:
         if self._pid != os.getpid():
@@ -266,8 +282,8 @@ class SQLiteBackend(Backend):
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (``BEGIN IMMEDIATE``) under the write lock."""
-        with self._write_lock():
-            db = self._conn()
+        with self._write_lock() as st:
+            db = self._writer(st)
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
@@ -278,10 +294,16 @@ class SQLiteBackend(Backend):
             db.execute("COMMIT")
 
     def close(self) -> None:
+        """Close this thread's connection and this process's write connection."""
         db = getattr(self._local, "db", None)
         if db is not None:
             db.close()
             self._local.db = None
+        st = self._state()
+        with st.write_lock:
+            if st.writer is not None:
+                st.writer.close()
+                st.writer = None
 
     # --- intake -------------------------------------------------------------
     def submit(self, spec: JobSpec) -> bool:
@@ -296,23 +318,30 @@ class SQLiteBackend(Backend):
             st.pending.append(item)
         with st.write_lock:
             if not item.done:  # else an earlier lock holder already committed it with its batch
-                with st.pending_lock:
-                    batch, st.pending = st.pending, []
+                batch: list[_Pending] = []
                 try:
                     with self._file_lock(st):
+                        # Taken only now: submits that arrived while another process held the
+                        # file lock join this transaction instead of waiting for the next one.
+                        with st.pending_lock:
+                            batch, st.pending = st.pending, []
                         self._write_batch(batch, st)
                 finally:
                     for it in batch:  # never leave a waiter without an answer
                         if not it.done:
                             it.error = it.error or RuntimeError("submit interrupted")
                             it.done = True
+                    if not item.done:  # failed before taking the batch (lock file): not queued either
+                        with st.pending_lock:
+                            if item in st.pending:
+                                st.pending.remove(item)
         if item.error is not None:
             raise item.error
         return item.result
 
     def _write_batch(self, batch: list[_Pending], st: _ProcessState) -> None:
         """Write ``batch`` in one transaction (caller holds the write lock); set each item's outcome."""
-        db = self._conn()
+        db = self._writer(st)
         now = time.time()
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -377,7 +406,7 @@ class SQLiteBackend(Backend):
         db = sqlite3.connect(f"file:{self.path}?mode=rw", uri=True, timeout=2.0, isolation_level=None)
         try:
             db.execute("BEGIN IMMEDIATE")
-            db.execute("SELECT count(*) FROM jobs").fetchone()
+            db.execute("SELECT 1 FROM jobs LIMIT 1").fetchone()  # not count(*): the write lock is held
             db.execute("ROLLBACK")
         finally:
             db.close()

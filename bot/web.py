@@ -7,6 +7,12 @@ the job and marked the delivery id seen in one atomic step. Analysis and all
 GitHub writes happen in the worker (embedded with ``minbump serve``, separate
 with ``minbump worker``).
 
+Why ``POST /webhook`` bypasses Flask (a small WSGI wrapper; every other route,
+method and error still goes through Flask): Flask's per-request machinery
+(contexts, routing, signals, the Response object) costs as much CPU as
+everything the bare floor does, and the hot path needs none of it. Settings are
+read once in :func:`create_app`, never per request.
+
 Configuration is by environment (``config`` keys override it, for tests and
 ``minbump serve``): ``WEBHOOK_SECRET`` (required), ``GITHUB_TOKEN`` or
 ``APP_ID`` + ``PRIVATE_KEY``/``PRIVATE_KEY_PATH``, ``GITHUB_API_URL``,
@@ -23,12 +29,14 @@ import re
 import sys
 import threading
 import time
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Mapping, NoReturn
 from urllib.parse import parse_qs
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wsgi import get_input_stream
 
 from bot.errors import MinbumpError
 from bot.github import CHECK_NAME
@@ -107,63 +115,87 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             return jsonify(ok=False, error=error_text(exc)), 503
         return jsonify(ok=True), 200
 
-    @app.post("/webhook")
-    def webhook() -> tuple[Response, int]:
+    def deliver(environ: dict[str, Any]) -> tuple[int, bytes]:
+        """One delivery, from the WSGI environ: (status, JSON body). The whole webhook contract."""
         t0 = time.monotonic()
-        environ = request.environ  # plain dict lookups: the headers object costs more per access
         delivery = environ.get("HTTP_X_GITHUB_DELIVERY", "")
         event = environ.get("HTTP_X_GITHUB_EVENT", "")
         base = {"delivery": delivery or None, "event": event or None}
-        length = request.content_length
+        length = _content_length(environ)
         if length is not None and length > cap:
             log("webhook.too_large", level=logging.WARNING, bytes=length, **base)
-            return jsonify(error="payload too large"), 413
+            return 413, _body(error="payload too large")
         try:
-            raw = _read_capped(cap)
+            raw = _read_capped(get_input_stream(environ, max_content_length=cap + 1), cap)
         except RequestEntityTooLarge:
             raw = None
         if raw is None:  # a chunked body without Content-Length ran past the cap
             log("webhook.too_large", level=logging.WARNING, **base)
-            return jsonify(error="payload too large"), 413
+            return 413, _body(error="payload too large")
         sig = environ.get("HTTP_X_HUB_SIGNATURE_256", "")
         if not sig:
             log("webhook.unsigned", level=logging.WARNING, **base)
-            return jsonify(error="missing X-Hub-Signature-256"), 401
+            return 401, _body(error="missing X-Hub-Signature-256")
         if not _signature_ok(secret_b, raw, sig):
             log("webhook.bad_signature", level=logging.WARNING, **base)
-            return jsonify(error="signature does not match"), 401
+            return 401, _body(error="signature does not match")
         if not delivery or len(delivery) > 200 or not event:
             log("webhook.bad_headers", level=logging.WARNING, **base)
-            return jsonify(error="missing X-GitHub-Delivery or X-GitHub-Event"), 400
+            return 400, _body(error="missing X-GitHub-Delivery or X-GitHub-Event")
         try:
             payload = _parse(raw, environ.get("CONTENT_TYPE", ""))
         except BadPayload as exc:
             log("webhook.bad_payload", level=logging.WARNING, error=str(exc), **base)
-            return jsonify(error=str(exc)), 400
+            return 400, _body(error=str(exc))
         if event == "ping":
             log("webhook.ping", hook_id=payload.get("hook_id"), **base)
-            return jsonify(ok=True, pong=True), 200
+            return 200, _body(ok=True, pong=True)
         try:
             spec = job_for(event, payload, delivery)
         except BadPayload as exc:
             log("webhook.bad_payload", level=logging.WARNING, error=str(exc), **base)
-            return jsonify(error=str(exc)), 400
+            return 400, _body(error=str(exc))
         if spec is None:
             action = payload.get("action") if isinstance(payload, dict) else None
             log("webhook.ignored", action=action, **base)
-            return jsonify(ok=True, ignored=f"{event}.{action}" if action else event), 200
+            return 200, _body(ok=True, ignored=f"{event}.{action}" if action else event)
         try:
             new = backend.submit(spec)
         except Exception as exc:
             # Not accepted: GitHub records the failed delivery and it can be redelivered.
             log("webhook.queue_unavailable", level=logging.ERROR, error=error_text(exc), **spec.log_fields())
-            return jsonify(error="queue unavailable, redeliver later"), 503
+            return 503, _body(error="queue unavailable, redeliver later")
         ms = round((time.monotonic() - t0) * 1000, 1)
         if not new:
             log("webhook.duplicate", ms=ms, **spec.log_fields())
-            return _canned(_DUPLICATE, 200)
+            return 200, _DUPLICATE
         log("webhook.accepted", ms=ms, event=event, action=spec.action, **spec.log_fields())
-        return _canned(_QUEUED, 202)
+        return 202, _QUEUED
+
+    @app.post("/webhook")
+    def webhook() -> Response:
+        # Reached only when the fast path below is bypassed (e.g. app.wsgi_app wrapped by others).
+        status, body = deliver(request.environ)
+        return Response(body, status=status, mimetype="application/json")
+
+    flask_wsgi = app.wsgi_app
+
+    def wsgi_app(environ: dict[str, Any], start_response: Any) -> Any:
+        """``POST /webhook`` without Flask's per-request machinery (request and app contexts,
+        routing, signals, the Response object: about as much CPU as everything else in the
+        bare floor); every other route, method and error goes through Flask as usual."""
+        if environ.get("PATH_INFO") != "/webhook" or environ.get("REQUEST_METHOD") != "POST":
+            return flask_wsgi(environ, start_response)
+        try:
+            status, body = deliver(environ)
+        except Exception as exc:  # a bug, not the store (that is 503 above): answer like Flask would
+            log("webhook.error", level=logging.ERROR, error=error_text(exc))
+            status, body = 500, _body(error="internal error")
+        start_response(_STATUS_LINES[status], [("Content-Type", "application/json"),
+                                               ("Content-Length", str(len(body)))])
+        return [body]
+
+    app.wsgi_app = wsgi_app  # type: ignore[method-assign]
 
     if handler is not None and env.get("embedded_worker"):
         start_embedded_worker(app, backend, handler, int(env.get("worker_threads", 1)))
@@ -184,13 +216,28 @@ def start_embedded_worker(app: Flask, backend: Backend, handler: Handler, thread
     return stop
 
 
-# The two answers of the hot path, serialised once (jsonify costs ~60 us a call); same bytes as jsonify.
-_QUEUED = json.dumps({"ok": True, "queued": True}, separators=(",", ":")).encode() + b"\n"
-_DUPLICATE = json.dumps({"duplicate": True, "ok": True}, separators=(",", ":")).encode() + b"\n"
+_STATUS_LINES = {code: f"{code} {HTTPStatus(code).phrase}" for code in (200, 202, 400, 401, 413, 500, 503)}
 
 
-def _canned(body: bytes, status: int) -> tuple[Response, int]:
-    return Response(body, mimetype="application/json"), status
+def _body(**fields: Any) -> bytes:
+    """The same bytes as Flask's ``jsonify(**fields)`` (compact, sorted keys, newline)."""
+    return json.dumps(fields, separators=(",", ":"), sort_keys=True).encode() + b"\n"
+
+
+# The two answers of the hot path, serialised once.
+_QUEUED = _body(ok=True, queued=True)
+_DUPLICATE = _body(ok=True, duplicate=True)
+
+
+def _content_length(environ: Mapping[str, Any]) -> int | None:
+    """``Content-Length`` as Werkzeug reads it: None when absent or malformed, never negative."""
+    value = environ.get("CONTENT_LENGTH")
+    if not value:
+        return None
+    try:
+        return max(0, int(value))
+    except ValueError:
+        return None
 
 
 def _signature_ok(secret: bytes, raw: bytes, header: str) -> bool:
@@ -205,9 +252,8 @@ def _signature_ok(secret: bytes, raw: bytes, header: str) -> bool:
     return hmac.compare_digest(hmac.digest(secret, raw, "sha256"), given)
 
 
-def _read_capped(cap: int) -> bytes | None:
+def _read_capped(stream: Any, cap: int) -> bytes | None:
     """The raw body, or None when it is longer than ``cap`` (also for chunked uploads)."""
-    stream = request.stream
     buf = bytearray()
     while True:
         chunk = stream.read(min(1 << 20, cap + 1 - len(buf)) or 1)

@@ -228,3 +228,188 @@ def test_jobs_cli_list_retry_purge(tmp_path):
     assert cli("purge").returncode == 2  # neither id nor --all
     assert cli("purge", "--all").stdout.strip() == "purged 1"
     assert be.pending_count() == 1 and be.failed_jobs() == []
+
+
+# --- fast intake: group commit, lock files, pruning, fork safety -------------------------------
+
+def _jobs_by_delivery(be) -> dict[str, int]:
+    rows = be._conn().execute("SELECT spec FROM jobs").fetchall()
+    out: dict[str, int] = {}
+    for r in rows:
+        d = json.loads(r["spec"])["delivery_id"]
+        out[d] = out.get(d, 0) + 1
+    return out
+
+
+def _wait_pending(be, n: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while len(be._state().pending) < n:
+        assert time.monotonic() < deadline, f"only {len(be._state().pending)} of {n} submits queued"
+        time.sleep(0.005)
+
+
+def test_concurrent_submits_from_threads_store_each_delivery_once(be):
+    """8 threads, overlapping delivery ids (redeliveries racing the first delivery)."""
+    results: dict[str, list[bool]] = {}
+    lock = threading.Lock()
+
+    def submitter(k: int) -> None:
+        for i in range(k * 10, k * 10 + 30):  # each id is sent by up to 3 threads
+            new = be.submit(spec(f"t{i}", pr=1 + i % 4))
+            with lock:
+                results.setdefault(f"t{i}", []).append(new)
+
+    threads = [threading.Thread(target=submitter, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(results) == 100
+    assert all(v.count(True) == 1 for v in results.values()), "every id accepted exactly once"
+    jobs = _jobs_by_delivery(be)
+    assert set(jobs) == set(results) and set(jobs.values()) == {1}
+    assert be.pending_count() == 100
+
+
+def test_submits_waiting_on_the_lock_commit_in_one_transaction_with_a_redelivery(be):
+    """While the write lock is held, submits queue up; the next holder writes them all at once.
+
+    One of them is a redelivery of another in the same batch: exactly one is new."""
+    st = be._state()
+    ids = ["g1", "g2", "g3", "g4", "g5", "g3"]
+    out: dict[int, bool] = {}
+    with st.write_lock:  # as if another submit were writing right now
+        threads = [threading.Thread(target=lambda i=i, d=d: out.__setitem__(i, be.submit(spec(d))))
+                   for i, d in enumerate(ids)]
+        for t in threads:
+            t.start()
+        _wait_pending(be, len(ids))
+        assert out == {}  # nobody answered before its row was committed
+    for t in threads:
+        t.join(timeout=30)
+    assert sorted(out.values()).count(True) == 5 and [out[2], out[5]].count(True) == 1
+    rows = be._conn().execute("SELECT created_at FROM jobs").fetchall()
+    assert len(rows) == 5 and len({r[0] for r in rows}) == 1, "one transaction wrote the batch"
+    assert _jobs_by_delivery(be) == {d: 1 for d in ids}
+
+
+def test_a_bad_job_in_a_batch_does_not_fail_its_neighbours(be):
+    st = be._state()
+    out: dict[str, object] = {}
+
+    def submit(d: str, sha) -> None:
+        try:
+            out[d] = be.submit(spec(d, sha=sha))
+        except Exception as exc:
+            out[d] = exc
+
+    with st.write_lock:
+        threads = [threading.Thread(target=submit, args=(d, sha))
+                   for d, sha in (("ok1", SHA_A), ("bad", object()), ("ok2", SHA_B))]
+        for t in threads:
+            t.start()
+        _wait_pending(be, 3)
+    for t in threads:
+        t.join(timeout=30)
+    assert out["ok1"] is True and out["ok2"] is True and isinstance(out["bad"], Exception)
+    assert set(_jobs_by_delivery(be)) == {"ok1", "ok2"}
+    assert be.submit(spec("bad")) is True  # the failed one was not marked seen
+
+
+def test_store_failure_fails_every_waiting_submit_and_marks_nothing_seen(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "state.sqlite3"
+    be = SQLiteBackend(path, busy_timeout=0.2)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # something outside minbump holds the database
+    errors: list[BaseException] = []
+
+    def submit(d: str) -> None:
+        try:
+            be.submit(spec(d))
+        except Exception as exc:
+            errors.append(exc)
+
+    try:
+        threads = [threading.Thread(target=submit, args=(f"x{i}",)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert len(errors) == 4 and all("locked" in str(e) for e in errors)
+    assert [be.submit(spec(f"x{i}")) for i in range(4)] == [True] * 4
+
+
+def test_expired_deliveries_are_pruned_at_most_once_a_minute_with_the_index(be):
+    import bot.sqlitequeue as sq
+
+    db = be._conn()
+    plan = " ".join(str(r[-1]) for r in db.execute(
+        "EXPLAIN QUERY PLAN SELECT rowid FROM deliveries WHERE received_at < ?", (1.0,)))
+    assert "deliveries_received" in plan
+    old = time.time() - sq.DELIVERY_TTL - 60
+    db.executemany("INSERT INTO deliveries(delivery_id, received_at) VALUES (?, ?)",
+                   [(f"old{i}", old) for i in range(50)] + [("recent", time.time() - 3600)])
+    be._state().last_prune = 0.0
+    assert be.submit(spec("p1")) is True  # due: prunes
+    left = {r[0] for r in db.execute("SELECT delivery_id FROM deliveries")}
+    assert left == {"recent", "p1"}
+    db.execute("INSERT INTO deliveries(delivery_id, received_at) VALUES ('old-late', ?)", (old,))
+    assert be.submit(spec("p2")) is True  # within the minute: no prune on this submit
+    assert db.execute("SELECT count(*) FROM deliveries WHERE delivery_id='old-late'").fetchone()[0] == 1
+    assert be.submit(spec("old3")) is True  # a pruned id is a new delivery again
+    assert be.submit(spec("recent")) is False  # a remembered one is not
+
+
+def test_sync_mode_defaults_to_normal_and_full_is_an_env_switch(tmp_path):
+    def level(b) -> int:
+        with b._tx() as db:  # the write connection is the one whose commits matter
+            return db.execute("PRAGMA synchronous").fetchone()[0]
+
+    assert level(SQLiteBackend.from_env({"MINBUMP_DATA_DIR": str(tmp_path / "a")})) == 1  # NORMAL
+    full = SQLiteBackend.from_env({"MINBUMP_DATA_DIR": str(tmp_path / "b"), "MINBUMP_SQLITE_SYNC": "full"})
+    assert level(full) == 2
+    with pytest.raises(MinbumpError):
+        SQLiteBackend.from_env({"MINBUMP_DATA_DIR": str(tmp_path / "c"), "MINBUMP_SQLITE_SYNC": "fast"})
+
+
+def test_forked_child_opens_its_own_connection_and_lock(tmp_path):
+    """gunicorn --preload forks after the backend exists: the child must not reuse the parent's."""
+    be = SQLiteBackend(tmp_path / "state.sqlite3")
+    assert be.submit(spec("parent-1")) is True  # the parent now holds a write connection and lock fd
+    parent_state, parent_writer = be._state(), be._state().writer
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report, never return into pytest
+        try:
+            ok = be._state() is not parent_state and be.submit(spec("child-1")) is True
+            ok = ok and be._state().writer is not parent_writer and be._state().lock_fd != parent_state.lock_fd
+            os.write(w, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(w)
+    _, status = os.waitpid(pid, 0)
+    assert os.read(r, 1) == b"1" and status == 0
+    os.close(r)
+    assert be.submit(spec("parent-2")) is True
+    assert set(_jobs_by_delivery(be)) == {"parent-1", "child-1", "parent-2"}
+
+
+def test_wal_is_checkpointed_off_the_request_path(tmp_path, monkeypatch):
+    import bot.sqlitequeue as sq
+
+    monkeypatch.setattr(sq, "CHECKPOINT_EVERY", 5)
+    be = SQLiteBackend(tmp_path / "state.sqlite3")
+    for i in range(6):
+        be.submit(spec(f"c{i}"))
+    st = be._state()
+    deadline = time.monotonic() + 10
+    while st.commits >= 5:
+        assert time.monotonic() < deadline, "checkpoint thread did not run"
+        time.sleep(0.01)
+    assert st.checkpointer is not None and st.checkpointer.name == "minbump-sqlite-checkpoint"
+    assert len(be.checkpoint()) == 3  # callable directly too (e.g. before a backup)

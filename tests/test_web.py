@@ -295,3 +295,61 @@ def test_signature_helper_matches_github_example():
     # GitHub's documented example: secret "It's a Secret to Everybody", body "Hello, World!"
     assert sign(b"Hello, World!", "It's a Secret to Everybody") == (
         "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")
+
+
+def test_concurrent_deliveries_over_real_http_each_queued_once(tmp_path):
+    """8 keep-alive clients at once, a third of the deliveries sent twice (GitHub's redelivery
+    racing the original): every id is acknowledged 202 exactly once and queued exactly once."""
+    import http.client
+
+    from werkzeug.serving import make_server
+
+    backend = SQLiteBackend(tmp_path / "state.sqlite3")
+    app = create_app({"WEBHOOK_SECRET": SECRET, "GITHUB_TOKEN": "ghp_x_dummy_123", "backend": backend,
+                      "job_handler": Recorder()})
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    t.start()
+    body = json.dumps(load_payload("pull_request.opened")).encode()
+    codes: dict[str, list[int]] = {}
+    lock = threading.Lock()
+
+    def client(k: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=30)
+        for i in range(15):
+            n = k * 15 + i
+            delivery = f"c-{n // 3 * 3}" if n % 3 == 1 else f"c-{n}"  # every third id twice
+            conn.request("POST", "/webhook", body=body, headers=webhook_headers("pull_request", body, SECRET, delivery))
+            resp = conn.getresponse()
+            assert resp.getheader("Content-Type") == "application/json"
+            payload = json.loads(resp.read())
+            assert payload == ({"ok": True, "queued": True} if resp.status == 202 else {"ok": True, "duplicate": True})
+            with lock:
+                codes.setdefault(delivery, []).append(resp.status)
+        conn.close()
+
+    try:
+        clients = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+        for c in clients:
+            c.start()
+        for c in clients:
+            c.join(timeout=60)
+    finally:
+        server.shutdown()
+    assert sum(len(v) for v in codes.values()) == 120
+    assert all(sorted(v) in ([202], [200, 202]) for v in codes.values())
+    rec = Recorder()
+    drain(backend, rec)
+    assert sorted(s.delivery_id for s in rec.specs) == sorted(codes)
+
+
+def test_only_post_webhook_takes_the_fast_path(setup):
+    client, backend, _ = setup
+    assert client.get("/webhook").status_code == 405  # still Flask's routing for everything else
+    assert client.post("/webhook/").status_code in (308, 404)
+    r = post(client, "pull_request", load_payload("pull_request.opened"), delivery="fast-1")
+    assert r.status_code == 202 and r.mimetype == "application/json" and r.json == {"ok": True, "queued": True}
+    assert r.headers["Content-Length"] == str(len(r.data))
+    r = post(client, "pull_request", load_payload("pull_request.opened"), delivery="fast-1")
+    assert r.status_code == 200 and r.json == {"ok": True, "duplicate": True}
+    assert backend.pending_count() == 1
