@@ -20,10 +20,11 @@ comment naming that head is visible through the fake's state:
   seconds and a random 0-0.5 s (pushes to one PR come minutes apart, at no
   particular phase of the worker's polling). Target: p95 under 1 s.
 
-GitHub write pacing (``MINBUMP_GITHUB_WRITE_INTERVAL``, PyGithub's default
-1 s between writes, which GitHub asks integrators to keep) is on by default,
-as in production; ``--no-pacing`` sets it and the request interval to 0 to
-show what the pacing costs.
+GitHub write pacing (``MINBUMP_GITHUB_WRITE_INTERVAL``: after a burst of
+``MINBUMP_GITHUB_WRITE_BURST`` writes, 1 s between writes per installation, as
+GitHub asks integrators; see bot/github.py) is on by default, as in
+production; ``--no-pacing`` sets it and the request interval to 0 to show what
+the pacing costs.
 
     python bench/e2e.py [--commits 60000] [--deliveries 20] [--gap 2] [--no-pacing]
 
