@@ -37,6 +37,7 @@ import requests
 from github import Auth, Github, GithubException, GithubIntegration, GithubRetry
 from github.GithubException import RateLimitExceededException
 
+from bot.settings import env_float, env_int
 from bot.errors import MinbumpError
 from bot.logs import register_secret
 
@@ -110,13 +111,13 @@ class GitHubSettings:
         register_secret(key)
         return cls(
             api_url=api, token=token, app_id=app_id, private_key=key,
-            timeout=float(env.get("MINBUMP_GITHUB_TIMEOUT", cls.timeout)),
-            retries=int(env.get("MINBUMP_GITHUB_RETRIES", cls.retries)),
-            backoff=float(env.get("MINBUMP_GITHUB_BACKOFF", cls.backoff)),
-            secondary_rate_wait=float(env.get("MINBUMP_SECONDARY_RATE_WAIT", cls.secondary_rate_wait)),
-            request_interval=float(env.get("MINBUMP_GITHUB_REQUEST_INTERVAL", cls.request_interval)),
-            write_interval=float(env.get("MINBUMP_GITHUB_WRITE_INTERVAL", cls.write_interval)),
-            write_burst=int(env.get("MINBUMP_GITHUB_WRITE_BURST", cls.write_burst)),
+            timeout=env_float(env, "MINBUMP_GITHUB_TIMEOUT", cls.timeout),
+            retries=env_int(env, "MINBUMP_GITHUB_RETRIES", cls.retries),
+            backoff=env_float(env, "MINBUMP_GITHUB_BACKOFF", cls.backoff),
+            secondary_rate_wait=env_float(env, "MINBUMP_SECONDARY_RATE_WAIT", cls.secondary_rate_wait),
+            request_interval=env_float(env, "MINBUMP_GITHUB_REQUEST_INTERVAL", cls.request_interval),
+            write_interval=env_float(env, "MINBUMP_GITHUB_WRITE_INTERVAL", cls.write_interval),
+            write_burst=env_int(env, "MINBUMP_GITHUB_WRITE_BURST", cls.write_burst),
         )
 
     def retry(self) -> GithubRetry:

@@ -30,6 +30,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Mapping
 
+from bot.settings import env_float, env_int
 from bot.errors import MinbumpError
 from bot.gitcache import Fetched, GitCache, GitFetchError, missing_tags
 from bot.github import (
@@ -67,12 +68,12 @@ class JobSettings:
         return cls(
             data_dir=data_dir(env),
             github=GitHubSettings.from_env(env),
-            git_timeout=float(env.get("MINBUMP_GIT_TIMEOUT", cls.git_timeout)),
-            publish_attempts=int(env.get("MINBUMP_PUBLISH_ATTEMPTS", cls.publish_attempts)),
-            publish_backoff=float(env.get("MINBUMP_PUBLISH_BACKOFF", cls.publish_backoff)),
-            lock_ttl=float(env.get("MINBUMP_LEASE_SECONDS", cls.lock_ttl)),
-            ref_lag_delay=float(env.get("MINBUMP_REF_LAG_DELAY", cls.ref_lag_delay)),
-            tag_fetch_interval=float(env.get("MINBUMP_TAG_FETCH_INTERVAL", cls.tag_fetch_interval)),
+            git_timeout=env_float(env, "MINBUMP_GIT_TIMEOUT", cls.git_timeout),
+            publish_attempts=env_int(env, "MINBUMP_PUBLISH_ATTEMPTS", cls.publish_attempts),
+            publish_backoff=env_float(env, "MINBUMP_PUBLISH_BACKOFF", cls.publish_backoff),
+            lock_ttl=env_float(env, "MINBUMP_LEASE_SECONDS", cls.lock_ttl),
+            ref_lag_delay=env_float(env, "MINBUMP_REF_LAG_DELAY", cls.ref_lag_delay),
+            tag_fetch_interval=env_float(env, "MINBUMP_TAG_FETCH_INTERVAL", cls.tag_fetch_interval),
         )
 
 

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
+from .settings import env_float, env_int
+
 
 @dataclass(frozen=True)
 class JobSpec:
@@ -105,16 +107,10 @@ class RetryPolicy:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "RetryPolicy":
-        from .errors import MinbumpError
-
-        try:
-            return cls(
-                max_attempts=int(env.get("MINBUMP_MAX_ATTEMPTS", cls.max_attempts)),
-                base=float(env.get("MINBUMP_RETRY_BASE", cls.base)),
-            )
-        except ValueError:
-            raise MinbumpError("MINBUMP_MAX_ATTEMPTS must be a whole number and MINBUMP_RETRY_BASE "
-                               "a number of seconds") from None
+        return cls(
+            max_attempts=env_int(env, "MINBUMP_MAX_ATTEMPTS", cls.max_attempts),
+            base=env_float(env, "MINBUMP_RETRY_BASE", cls.base),
+        )
 
 
 class RetryLater(Exception):

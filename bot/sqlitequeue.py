@@ -48,6 +48,7 @@ import weakref
 from pathlib import Path
 from typing import Iterator, Mapping
 
+from bot.settings import env_float
 from bot.errors import MinbumpError
 from bot.logs import error_text, log
 from bot.queue import (
@@ -193,7 +194,7 @@ class SQLiteBackend(Backend):
         return cls(
             data_dir(env) / "state.sqlite3",
             retry_policy=RetryPolicy.from_env(env),
-            lease_seconds=float(env.get("MINBUMP_LEASE_SECONDS", 60)),
+            lease_seconds=env_float(env, "MINBUMP_LEASE_SECONDS", 60),
             synchronous=env.get("MINBUMP_SQLITE_SYNC") or "normal",
         )
 

@@ -38,6 +38,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wsgi import get_input_stream
 
+from bot.settings import env_int
 from bot.errors import MinbumpError
 from bot.github import CHECK_NAME
 from bot.logs import error_text, log, register_secret, setup
@@ -94,7 +95,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         _fail_start(error_text(exc))
 
     app = Flask("minbump")
-    cap = int(env.get("MINBUMP_MAX_BODY", MAX_BODY))
+    cap = env_int(env, "MINBUMP_MAX_BODY", MAX_BODY)
     # One byte over the cap, so that a stream cut at the limit is told apart from one that fits.
     app.config["MAX_CONTENT_LENGTH"] = cap + 1
     app.extensions["minbump.backend"] = backend
@@ -198,7 +199,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.wsgi_app = wsgi_app  # type: ignore[method-assign]
 
     if handler is not None and env.get("embedded_worker"):
-        start_embedded_worker(app, backend, handler, int(env.get("worker_threads", 1)))
+        start_embedded_worker(app, backend, handler, env_int(env, "worker_threads", 1))
     return app
 
 

@@ -353,3 +353,17 @@ def test_only_post_webhook_takes_the_fast_path(setup):
     r = post(client, "pull_request", load_payload("pull_request.opened"), delivery="fast-1")
     assert r.status_code == 200 and r.json == {"ok": True, "duplicate": True}
     assert backend.pending_count() == 1
+
+
+def test_bad_numeric_setting_is_one_line_at_start(tmp_path):
+    import subprocess
+    import sys
+
+    import os
+
+    env = {"PATH": os.environ["PATH"], "WEBHOOK_SECRET": "s", "GITHUB_TOKEN": "t",
+           "MINBUMP_DATA_DIR": str(tmp_path), "MINBUMP_GITHUB_TIMEOUT": "soon"}
+    out = subprocess.run([sys.executable, "-m", "bot", "serve", "--port", "0"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.strip() == "minbump: MINBUMP_GITHUB_TIMEOUT must be a number, not 'soon'"
