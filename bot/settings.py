@@ -5,21 +5,19 @@ from __future__ import annotations
 from .errors import MinbumpError
 
 
-def env_float(env, name: str, default: float) -> float:
+def _number(env, name: str, default, cast, what: str):
     value = env.get(name)
     if value is None or value == "":
-        return float(default)
+        return cast(default)
     try:
-        return float(value)
+        return cast(value)
     except (TypeError, ValueError):
-        raise MinbumpError(f"{name} must be a number, not {value!r}") from None
+        raise MinbumpError(f"{name} must be {what}, not {value!r}") from None
+
+
+def env_float(env, name: str, default: float) -> float:
+    return _number(env, name, default, float, "a number")
 
 
 def env_int(env, name: str, default: int) -> int:
-    value = env.get(name)
-    if value is None or value == "":
-        return int(default)
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise MinbumpError(f"{name} must be a whole number, not {value!r}") from None
+    return _number(env, name, default, int, "a whole number")
