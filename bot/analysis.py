@@ -15,7 +15,7 @@ from .config import CONFIG_PATH, Config
 from .deprecation import Constant, Snapshot
 from .extract import DEFAULT_LITERALS, IntValue, Raw, Ref, Unsupported, check_region, default_filter, scan_source
 from .impact import dropped
-from .matrix import Matrix
+from .matrix import Matrix, freshness_warning
 from .report import Report
 from .version import Version, vstr
 from .records import Record
@@ -197,9 +197,9 @@ def analyze(inp: Inputs) -> Report:
                     matrix_origins=list(matrix.origins),
                     data_as_of=matrix.data_as_of.isoformat() if matrix.data_as_of else None)
     report.previous_release = previous.to_dict() if previous else None
-    if inp.today and matrix.data_as_of and (inp.today - matrix.data_as_of).days > cfg.max_data_age_days:
-        report.notes.append(f"the support matrix data is from {matrix.data_as_of}, older than "
-                            f"{cfg.max_data_age_days} days: dates and versions may have moved")
+    stale = freshness_warning(matrix, inp.today, cfg.max_data_age_days) if inp.today else None
+    if stale:
+        report.notes.append(stale)
 
     base, base_errors = snapshot("base", inp.base_sha, inp.base_files, cfg)
     head, head_errors = snapshot("head", inp.head_sha, inp.head_files, cfg)

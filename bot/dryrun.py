@@ -6,7 +6,6 @@ bot and `minbump dry-run` give the same answer for the same commits.
 
 from __future__ import annotations
 
-import os
 from datetime import date
 
 TYPE_CHECKING = False
@@ -21,7 +20,7 @@ from .config import CONFIG_PATH, Config
 from .errors import ConfigError, MinbumpError
 from .extract import MAX_SOURCE
 from .gitread import GitRepo, glob_match
-from .matrix import Matrix, apply_override, default_matrix
+from .matrix import Matrix, apply_override, default_matrix, with_overrides
 from .report import Report
 
 
@@ -53,15 +52,7 @@ def load_matrix(g: GitRepo, base_sha: str, cfg: Config, extra: list[str] | None 
         if not isinstance(raw, dict):
             raise ConfigError(f"{rel}: a matrix override must be a mapping with 'platforms' or 'out_of_scope'")
         matrix = apply_override(matrix, raw, f"{rel}@{base_sha[:12]}")
-    for path in extra or ():
-        if not os.path.isfile(path):
-            raise MinbumpError(f"{path}: no such matrix file")
-        with open(path, "rb") as fh:
-            raw = cached_yaml(fh.read(), str(path), "matrix-override")
-        if not isinstance(raw, dict):
-            raise MinbumpError(f"{path}: a matrix file must be a mapping with 'platforms' or 'out_of_scope'")
-        matrix = apply_override(matrix, raw, str(path))
-    return matrix
+    return with_overrides(extra or (), matrix)
 
 
 def load_calendar(g: GitRepo, base_sha: str, cfg: Config) -> calendars.Calendar | None:

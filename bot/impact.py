@@ -31,10 +31,6 @@ class Impacted(Record):
     mitigations: list[dict] = list
 
     @property
-    def unknown(self) -> bool:
-        return self.shipped is None
-
-    @property
     def label(self) -> str:
         if self.minor:
             return f"{_product(self.platform)} {self.minor}"

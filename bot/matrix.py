@@ -35,7 +35,7 @@ ARCH_ALIASES = {
 def norm_arch(name: str | None) -> str | None:
     if name is None:
         return None
-    key = str(name).strip().lower().replace("-", "_") if str(name).lower() != "x86-64" else "x86_64"
+    key = str(name).strip().lower().replace("-", "_")
     return ARCH_ALIASES.get(key, key)
 
 
