@@ -108,8 +108,9 @@ def _pct(sorted_ms: list[float], p: float) -> float:
 
 
 def run_python(host: str, port: int, path: str, bodies: list[tuple[bytes, str]], requests: int,
-               connections: int = 4, timeout: float = 10.0) -> Result:
-    """Threaded keep-alive generator: ``requests`` POSTs split over ``connections`` threads."""
+               connections: int = 4, timeout: float = 10.0, close: bool = False) -> Result:
+    """Threaded generator: ``requests`` POSTs split over ``connections`` threads, each on one
+    keep-alive connection, or with ``close`` on a new connection per request."""
     _check_loopback(host)
     per = [requests // connections + (1 if i < requests % connections else 0) for i in range(connections)]
     lat: list[list[float]] = [[] for _ in range(connections)]
@@ -127,6 +128,8 @@ def run_python(host: str, port: int, path: str, bodies: list[tuple[bytes, str]],
             headers = {"Content-Type": "application/json", "X-GitHub-Event": "pull_request",
                        "X-GitHub-Delivery": str(uuid.uuid4()), "X-Hub-Signature-256": sig,
                        "User-Agent": "GitHub-Hookshot/bench"}
+            if close:
+                headers["Connection"] = "close"
             t = time.perf_counter()
             try:
                 conn.request("POST", path, body=body, headers=headers)
@@ -186,7 +189,7 @@ function request()
   headers["X-GitHub-Event"] = "pull_request"
   headers["X-GitHub-Delivery"] = string.format("%(nonce)s-%%d-%%d", tid, counter)
   headers["X-Hub-Signature-256"] = sigs[i]
-  return wrk.format("POST", "%(path)s", headers, bodies[i])
+%(close)s  return wrk.format("POST", "%(path)s", headers, bodies[i])
 end
 
 function done(summary, latency, requests)
@@ -203,8 +206,9 @@ def _lua_str(b: bytes) -> str:
 
 
 def run_wrk(host: str, port: int, path: str, bodies: list[tuple[bytes, str]], seconds: float = 3.0,
-            connections: int = 4, threads: int = 1) -> Result:
-    """Drive with wrk for ``seconds`` (whole seconds): ``threads`` threads, ``connections`` keep-alive connections."""
+            connections: int = 4, threads: int = 1, close: bool = False) -> Result:
+    """Drive with wrk for ``seconds`` (whole seconds): ``threads`` threads, ``connections`` concurrent
+    connections, kept alive, or with ``close`` a new connection for every request."""
     _check_loopback(host)
     wrk = shutil.which("wrk")
     if not wrk:
@@ -214,6 +218,7 @@ def run_wrk(host: str, port: int, path: str, bodies: list[tuple[bytes, str]], se
         "sigs": ",".join(_lua_str(s.encode()) for _, s in bodies),
         "path": path,
         "nonce": uuid.uuid4().hex,
+        "close": '  headers["Connection"] = "close"\n' if close else "",
     }
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
@@ -238,8 +243,8 @@ def engine_name(engine: str = "auto") -> str:
 
 
 def run(host: str, port: int, path: str, bodies: list[tuple[bytes, str]], requests: int, seconds: float,
-        connections: int = 4, engine: str = "auto") -> Result:
+        connections: int = 4, engine: str = "auto", close: bool = False) -> Result:
     """One bounded round: wrk for ``seconds``, or the Python generator for ``requests`` requests."""
     if engine_name(engine) == "wrk":
-        return run_wrk(host, port, path, bodies, seconds, connections)
-    return run_python(host, port, path, bodies, requests, connections)
+        return run_wrk(host, port, path, bodies, seconds, connections, close=close)
+    return run_python(host, port, path, bodies, requests, connections, close=close)

@@ -17,20 +17,21 @@ from typing import Any
 _LOGGER = logging.getLogger("minbump")
 _SECRETS: set[str] = set()
 _LOCK = threading.Lock()
+_ORDERED: tuple[str, ...] = ()  # longest first, rebuilt on register: every log line reads it, unlocked
 
 
 def register_secret(value: str | None) -> None:
     """Remember a value that must never appear in a log line (min 6 chars to avoid noise)."""
+    global _ORDERED
     if value and len(value) >= 6:
         with _LOCK:
             _SECRETS.add(value)
+            _ORDERED = tuple(sorted(_SECRETS, key=len, reverse=True))
 
 
 def scrub(text: str) -> str:
-    """Replace every registered secret (and URL userinfo) in ``text``."""
-    with _LOCK:
-        secrets = sorted(_SECRETS, key=len, reverse=True)
-    for s in secrets:
+    """Replace every registered secret in ``text``."""
+    for s in _ORDERED:
         if s in text:
             text = text.replace(s, "***")
     return text

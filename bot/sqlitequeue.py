@@ -48,6 +48,7 @@ import weakref
 from pathlib import Path
 from typing import Iterator, Mapping
 
+from bot import jsonfast
 from bot.settings import env_float
 from bot.errors import MinbumpError
 from bot.logs import error_text, log
@@ -63,38 +64,44 @@ from bot.queue import (
     data_dir,
 )
 
+# Schema 1. One row per accepted delivery: the job *is* the dedupe record, so a
+# submit is one INSERT into one table (four b-tree pages: the row, the delivery
+# id, the ready queue, the PR). Finished jobs stay as state 'done' until their
+# delivery id expires, which also keeps ids from being reused and answers
+# "newest head" (the newest row of the PR). No AUTOINCREMENT, for the same
+# reason: its counter table would be a fifth page per submit.
+SCHEMA_VERSION = 1
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS deliveries (
-    delivery_id TEXT PRIMARY KEY,
-    received_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS deliveries_received ON deliveries(received_at);
 CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
+    delivery_id TEXT NOT NULL,
     spec TEXT NOT NULL,
     repo TEXT NOT NULL,
     pr INTEGER NOT NULL,
-    state TEXT NOT NULL,             -- queued | leased | failed
+    head TEXT NOT NULL,
+    state TEXT NOT NULL,             -- queued | leased | failed | done
     attempts INTEGER NOT NULL DEFAULT 0,
-    run_after REAL NOT NULL,
+    run_after REAL NOT NULL,         -- queued: not before then. done: when it ended (the TTL counts from it)
     lease_owner TEXT,
     lease_expires REAL,
     error TEXT,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_delivery ON jobs(delivery_id);
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs(state, run_after);
 CREATE INDEX IF NOT EXISTS jobs_pr ON jobs(repo, pr, state);
 CREATE TABLE IF NOT EXISTS pr_state (
     repo TEXT NOT NULL,
     pr INTEGER NOT NULL,
-    newest_head TEXT,
+    newest_head TEXT,                -- read only for schema-0 databases (schema 1 asks the jobs rows)
     comment_id INTEGER,
     lock_owner TEXT,
     lock_expires REAL,
     PRIMARY KEY (repo, pr)
-);
+)
 """
+_SCHEMA_STATEMENTS = [part.strip() for part in _SCHEMA.split(";") if part.strip()]
 
 DELIVERY_TTL = 14 * 86400.0  # GitHub lets you redeliver for a few days; keep two weeks
 PRUNE_INTERVAL = 60.0  # seconds between prunes of expired delivery ids (per process)
@@ -102,7 +109,39 @@ PRUNE_BATCH = 5000  # at most this many expired ids per prune, so a submit's cos
 SYNC_MODES = {"normal": "NORMAL", "full": "FULL"}
 CHECKPOINT_EVERY = 200  # write transactions between WAL checkpoints (each process checkpoints its own)
 CHECKPOINT_IDLE = 5.0  # seconds: also checkpoint after a quiet spell with commits outstanding
+WAL_RESET_FRAMES = 16384  # WAL frames (~64 MB) past which a checkpoint is finished with writers paused
+JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes a reset WAL file is truncated to
 _SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(JobSpec))
+
+
+def _migrate_from_0(db: sqlite3.Connection) -> None:
+    """Schema 0 (separate ``deliveries`` table, jobs deleted when done) to 1, inside the caller's
+    transaction: every job keeps its id, state and attempts; every remembered delivery id
+    becomes a 'done' placeholder row, so it stays a duplicate until it expires."""
+    db.execute("DROP INDEX IF EXISTS jobs_ready")
+    db.execute("DROP INDEX IF EXISTS jobs_pr")
+    db.execute("ALTER TABLE jobs RENAME TO jobs_schema0")
+    for statement in _SCHEMA_STATEMENTS:
+        db.execute(statement)
+    cols = ("id", "spec", "repo", "pr", "state", "attempts", "run_after", "lease_owner",
+            "lease_expires", "error", "created_at", "updated_at")
+    for row in db.execute(f"SELECT {', '.join(cols)} FROM jobs_schema0 ORDER BY id").fetchall():
+        values = dict(zip(cols, tuple(row)))
+        try:
+            spec = json.loads(values["spec"])
+        except ValueError:
+            spec = {}
+        values["delivery_id"] = str(spec.get("delivery_id") or f"schema0-job-{values['id']}")
+        values["head"] = str(spec.get("head_sha") or "")
+        names = ", ".join(values)
+        db.execute(f"INSERT OR IGNORE INTO jobs({names}) VALUES ({', '.join('?' * len(values))})",
+                   tuple(values.values()))
+    db.execute(
+        "INSERT OR IGNORE INTO jobs(delivery_id, spec, repo, pr, head, state, attempts, run_after,"
+        " created_at, updated_at) SELECT delivery_id, '{}', '', 0, '', 'done', 0, received_at,"
+        " received_at, received_at FROM deliveries")
+    db.execute("DROP TABLE jobs_schema0")
+    db.execute("DROP TABLE deliveries")
 
 
 class _Pending:
@@ -185,8 +224,8 @@ class SQLiteBackend(Backend):
         self._proc = _ProcessState()
         self._orphans: list[object] = []
         _BACKENDS.add(self)
-        with self._write_lock():  # another process may be creating the schema at the same moment
-            self._conn().executescript(_SCHEMA)
+        with self._write_lock() as st:  # another process may be creating the schema at the same moment
+            self._ensure_schema(self._writer(st))
         self.close()  # no connection may cross a fork (gunicorn --preload builds the app pre-fork)
 
     @classmethod
@@ -197,6 +236,30 @@ class SQLiteBackend(Backend):
             lease_seconds=env_float(env, "MINBUMP_LEASE_SECONDS", 60),
             synchronous=env.get("MINBUMP_SQLITE_SYNC") or "normal",
         )
+
+    def _ensure_schema(self, db: sqlite3.Connection) -> None:
+        """Create schema 1, or bring a schema-0 database up to it in one transaction (nothing lost)."""
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise MinbumpError(
+                    f"{self.path.name} has state schema {version}, newer than this minbump's"
+                    f" {SCHEMA_VERSION}; upgrade minbump or point MINBUMP_DATA_DIR elsewhere")
+            if version < SCHEMA_VERSION:
+                legacy = db.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type='table' AND name='deliveries'").fetchone()
+                if legacy:
+                    _migrate_from_0(db)
+                else:
+                    for statement in _SCHEMA_STATEMENTS:
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
 
     # --- connection ---------------------------------------------------------
     def _forget_parent_state(self) -> None:
@@ -223,6 +286,7 @@ class SQLiteBackend(Backend):
         # No checkpoint inside COMMIT: it would fsync while holding the write lock (up to 20 ms
         # here, stalling every waiting submit); _checkpoint_loop does it off the lock.
         db.execute("PRAGMA wal_autocheckpoint=0")
+        db.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
         db.row_factory = sqlite3.Row
         return db
 
@@ -277,7 +341,15 @@ class SQLiteBackend(Backend):
         Returns SQLite's (busy, WAL frames, frames checkpointed).
         """
         self._state().commits = 0
-        row = self._conn().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        db = self._conn()
+        row = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if row[1] > WAL_RESET_FRAMES:
+            # Under sustained submits a checkpoint beside the writers never catches up with them,
+            # so SQLite never starts the WAL afresh and it grows without bound (290 MB in 3 s of
+            # back-to-back submits). Finish this one with every minbump writer paused: it copies
+            # only what was committed since the pass above, and the next commit resets the WAL.
+            with self._write_lock():
+                row = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         return (row[0], row[1], row[2])
 
     @contextlib.contextmanager
@@ -344,16 +416,23 @@ class SQLiteBackend(Backend):
         """Write ``batch`` in one transaction (caller holds the write lock); set each item's outcome."""
         db = self._writer(st)
         now = time.time()
+        pruned: int | None = None
         try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                results = [self._insert(db, it.spec, now) for it in batch]
-                pruned = self._prune(db, now, st)
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+            if len(batch) == 1 and now - st.last_prune < PRUNE_INTERVAL:
+                # The common case: one statement in autocommit mode is a whole transaction (its own
+                # BEGIN/COMMIT in C). Every execute releases the GIL and must win it back, while
+                # this process holds the cross-process lock: three calls cost three such waits.
+                results = [self._insert(db, batch[0].spec, now)]
+            else:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    results = [self._insert(db, it.spec, now) for it in batch]
+                    pruned = self._prune(db, now, st)
+                    db.execute("COMMIT")
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
         except Exception as exc:
             if len(batch) > 1 and not isinstance(exc, sqlite3.OperationalError):
                 # Not the store (locked, disk): one odd job must not fail its neighbours.
@@ -370,33 +449,26 @@ class SQLiteBackend(Backend):
 
     @staticmethod
     def _insert(db: sqlite3.Connection, spec: JobSpec, now: float) -> bool:
-        cur = db.execute(
-            "INSERT OR IGNORE INTO deliveries(delivery_id, received_at) VALUES (?, ?)",
-            (spec.delivery_id, now),
-        )
-        if cur.rowcount == 0:
-            return False  # seen before, or earlier in this very batch
-        db.execute(
-            "INSERT INTO jobs(spec, repo, pr, state, attempts, run_after, created_at, updated_at)"
-            " VALUES (?, ?, ?, 'queued', 0, ?, ?, ?)",
+        """One statement: the job row is the delivery's dedupe record (False: seen before,
+        or earlier in this very batch)."""
+        return db.execute(
+            "INSERT INTO jobs(delivery_id, spec, repo, pr, head, state, attempts, run_after,"
+            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?)"
+            " ON CONFLICT(delivery_id) DO NOTHING",
             # what JobSpec.to_dict() gives, without dataclasses.asdict's deep copy (70 us a job)
-            (json.dumps({k: getattr(spec, k) for k in _SPEC_FIELDS}), spec.repo, spec.pr, now, now, now),
-        )
-        db.execute(
-            "INSERT INTO pr_state(repo, pr, newest_head) VALUES (?, ?, ?)"
-            " ON CONFLICT(repo, pr) DO UPDATE SET newest_head = excluded.newest_head",
-            (spec.repo, spec.pr, spec.head_sha),
-        )
-        return True
+            (spec.delivery_id, jsonfast.dumps({k: getattr(spec, k) for k in _SPEC_FIELDS}), spec.repo,
+             spec.pr, spec.head_sha, now, now, now),
+        ).rowcount == 1
 
     @staticmethod
     def _prune(db: sqlite3.Connection, now: float, st: _ProcessState) -> int | None:
-        """Forget expired delivery ids, at most once per PRUNE_INTERVAL; how many, or None if not due."""
+        """Forget finished jobs (and so their delivery ids) DELIVERY_TTL after they ended, at most
+        once per PRUNE_INTERVAL and PRUNE_BATCH rows; how many, or None if not due."""
         if now - st.last_prune < PRUNE_INTERVAL:
             return None
         return db.execute(
-            "DELETE FROM deliveries WHERE rowid IN (SELECT rowid FROM deliveries"
-            " WHERE received_at < ? LIMIT ?)",
+            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs"
+            " WHERE state = 'done' AND run_after < ? LIMIT ?)",
             (now - DELIVERY_TTL, PRUNE_BATCH),
         ).rowcount
 
@@ -457,9 +529,13 @@ class SQLiteBackend(Backend):
             return cur.rowcount == 1
 
     def complete(self, lease: Lease) -> None:
+        """Mark done (not deleted: the row remembers the delivery id until it expires)."""
+        now = time.time()
         with self._tx() as db:
             db.execute(
-                "DELETE FROM jobs WHERE id=? AND lease_owner=?", (int(lease.job_id), lease.worker_id)
+                "UPDATE jobs SET state='done', lease_owner=NULL, lease_expires=NULL, error=NULL,"
+                " run_after=?, updated_at=? WHERE id=? AND lease_owner=?",
+                (now, now, int(lease.job_id), lease.worker_id),
             )
 
     def fail(self, lease: Lease, error: str, retry: bool, delay: float | None = None, count: bool = True) -> str:
@@ -573,14 +649,17 @@ class SQLiteBackend(Backend):
             return cur.rowcount == 1
 
     def purge_failed(self, job_id: str | None = None) -> int:
+        """Off the failed list; the row stays as 'done' so a redelivery of it is still a duplicate."""
+        now = time.time()
+        purge = "UPDATE jobs SET state='done', run_after=?, updated_at=? WHERE state='failed'"
         with self._tx() as db:
             if job_id is None:
-                return db.execute("DELETE FROM jobs WHERE state='failed'").rowcount
+                return db.execute(purge, (now, now)).rowcount
             try:
                 jid = int(job_id)
             except ValueError:
                 return 0
-            return db.execute("DELETE FROM jobs WHERE state='failed' AND id=?", (jid,)).rowcount
+            return db.execute(purge + " AND id=?", (now, now, jid)).rowcount
 
     def pending_count(self) -> int:
         """Queued or leased jobs (for tests and readiness output)."""
@@ -609,9 +688,14 @@ class SQLiteBackend(Backend):
             )
 
     def newest_head(self, repo: str, pr: int) -> str | None:
-        row = self._conn().execute(
-            "SELECT newest_head FROM pr_state WHERE repo=? AND pr=?", (repo, pr)
+        """The head of the PR's newest job row (done ones included); a schema-0 record otherwise."""
+        db = self._conn()
+        row = db.execute(
+            "SELECT head FROM jobs WHERE repo=? AND pr=? ORDER BY id DESC LIMIT 1", (repo, pr)
         ).fetchone()
+        if row is not None:
+            return row["head"]
+        row = db.execute("SELECT newest_head FROM pr_state WHERE repo=? AND pr=?", (repo, pr)).fetchone()
         return None if row is None else row["newest_head"]
 
     def get_comment_id(self, repo: str, pr: int) -> int | None:

@@ -72,6 +72,26 @@ def test_dryrun_script(out):
 def test_webhook_ack_script(out):
     lines = run_script("webhook_ack.py", ["--engine", "python", "--requests", "30", "--pairs", "1"], out)
     assert lines[-1].startswith("ratio webhook/bare throughput: ")
+    assert any(line.startswith("lopsided rounds measured again") for line in lines)
+
+
+def test_webhook_ack_script_with_a_connection_per_delivery(out):
+    lines = run_script("webhook_ack.py", ["--engine", "python", "--requests", "30", "--pairs", "1", "--close"], out)
+    assert "a new one per delivery" in lines[1] and lines[-1].startswith("ratio webhook/bare throughput: ")
+
+
+def test_a_round_is_lopsided_when_one_worker_did_the_work():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import webhook_ack as w
+    finally:
+        sys.path.remove(str(BENCH))
+    assert w.busiest_share([10, 10], [60, 110]) == pytest.approx(100 / 150)
+    assert w.busiest_share([0, 0], [90, 1]) > w.LOPSIDED
+    assert w.busiest_share([5], [50]) is None  # one worker: nothing to balance
+    assert w.busiest_share([5, 5], [5, 5]) is None  # no figures (gone, or no /proc)
+    me = w.cpu_ticks([os.getpid(), 2 ** 22 + 12345])
+    assert me[0] > 0 and me[1] == 0
 
 
 def test_growth_script(out, tmp_path):

@@ -349,20 +349,103 @@ def test_expired_deliveries_are_pruned_at_most_once_a_minute_with_the_index(be):
 
     db = be._conn()
     plan = " ".join(str(r[-1]) for r in db.execute(
-        "EXPLAIN QUERY PLAN SELECT rowid FROM deliveries WHERE received_at < ?", (1.0,)))
-    assert "deliveries_received" in plan
+        "EXPLAIN QUERY PLAN SELECT id FROM jobs WHERE state = 'done' AND run_after < ?", (1.0,)))
+    assert "jobs_ready" in plan
     old = time.time() - sq.DELIVERY_TTL - 60
-    db.executemany("INSERT INTO deliveries(delivery_id, received_at) VALUES (?, ?)",
-                   [(f"old{i}", old) for i in range(50)] + [("recent", time.time() - 3600)])
+
+    def finished(delivery: str, ended: float) -> None:
+        db.execute("INSERT INTO jobs(delivery_id, spec, repo, pr, head, state, run_after, created_at,"
+                   " updated_at) VALUES (?, '{}', 'o/r', 9, ?, 'done', ?, ?, ?)",
+                   (delivery, SHA_A, ended, ended, ended))
+
+    for i in range(50):
+        finished(f"old{i}", old)
+    finished("recent", time.time() - 3600)
+    be.submit(spec("queued-long-ago"))
+    db.execute("UPDATE jobs SET created_at = ? WHERE delivery_id = 'queued-long-ago'", (old,))
     be._state().last_prune = 0.0
     assert be.submit(spec("p1")) is True  # due: prunes
-    left = {r[0] for r in db.execute("SELECT delivery_id FROM deliveries")}
-    assert left == {"recent", "p1"}
-    db.execute("INSERT INTO deliveries(delivery_id, received_at) VALUES ('old-late', ?)", (old,))
+    left = {r[0] for r in db.execute("SELECT delivery_id FROM jobs")}
+    assert left == {"recent", "queued-long-ago", "p1"}  # a job not yet run is never pruned
+    finished("old-late", old)
     assert be.submit(spec("p2")) is True  # within the minute: no prune on this submit
-    assert db.execute("SELECT count(*) FROM deliveries WHERE delivery_id='old-late'").fetchone()[0] == 1
+    assert db.execute("SELECT count(*) FROM jobs WHERE delivery_id='old-late'").fetchone()[0] == 1
     assert be.submit(spec("old3")) is True  # a pruned id is a new delivery again
     assert be.submit(spec("recent")) is False  # a remembered one is not
+
+
+def test_finished_and_purged_jobs_still_dedupe_and_keep_the_newest_head(be):
+    assert be.submit(spec("n1", sha=SHA_A)) is True
+    assert run(be, lambda s, b: None) == 1
+    assert be.pending_count() == 0
+    assert be.submit(spec("n1", sha=SHA_A)) is False  # GitHub's redelivery of a finished job
+    assert be.newest_head("o/r", 1) == SHA_A  # from the finished row
+    assert be.submit(spec("n2", sha=SHA_B)) is True
+    assert be.newest_head("o/r", 1) == SHA_B
+    run(be, lambda s, b: (_ for _ in ()).throw(PermanentFailure("no")))
+    assert be.purge_failed() == 1 and be.failed_jobs() == []
+    assert be.submit(spec("n2", sha=SHA_B)) is False
+    assert be.newest_head("o/r", 1) == SHA_B and be.newest_head("o/r", 2) is None
+
+
+# What minbump wrote before schema 1 (user_version 0), verbatim.
+_SCHEMA_0 = """
+CREATE TABLE deliveries (delivery_id TEXT PRIMARY KEY, received_at REAL NOT NULL);
+CREATE INDEX deliveries_received ON deliveries(received_at);
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, spec TEXT NOT NULL, repo TEXT NOT NULL, pr INTEGER NOT NULL,
+    state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, run_after REAL NOT NULL, lease_owner TEXT,
+    lease_expires REAL, error TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL);
+CREATE INDEX jobs_ready ON jobs(state, run_after);
+CREATE INDEX jobs_pr ON jobs(repo, pr, state);
+CREATE TABLE pr_state (repo TEXT NOT NULL, pr INTEGER NOT NULL, newest_head TEXT, comment_id INTEGER,
+    lock_owner TEXT, lock_expires REAL, PRIMARY KEY (repo, pr));
+"""
+
+
+def test_a_schema_0_database_is_migrated_without_losing_a_job_or_a_delivery_id(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "state.sqlite3"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.executescript(_SCHEMA_0)
+    now = time.time()
+    for jid, s, state, attempts in ((7, spec("q1", pr=1, sha=SHA_A), "queued", 0),
+                                    (9, spec("f1", pr=2, sha=SHA_B), "failed", 3)):
+        db.execute("INSERT INTO jobs(id, spec, repo, pr, state, attempts, run_after, error, created_at,"
+                   " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (jid, json.dumps(s.to_dict()), s.repo, s.pr, state, attempts, now, "boom", now, now))
+    db.executemany("INSERT INTO deliveries VALUES (?, ?)", [("q1", now), ("f1", now), ("done-long-ago", now)])
+    db.executemany("INSERT INTO pr_state(repo, pr, newest_head, comment_id) VALUES (?, ?, ?, ?)",
+                   [("o/r", 1, SHA_A, None), ("o/r", 3, SHA_B, 555)])
+    db.close()
+
+    be = SQLiteBackend(path, retry_policy=RetryPolicy(max_attempts=3, base=0.05))
+    version = be._conn().execute("PRAGMA user_version").fetchone()[0]
+    assert version == 1
+    assert [(f.job_id, f.spec.delivery_id, f.attempts) for f in be.failed_jobs()] == [("9", "f1", 3)]
+    for delivery in ("q1", "f1", "done-long-ago"):
+        assert be.submit(spec(delivery)) is False, delivery
+    assert be.newest_head("o/r", 3) == SHA_B and be.get_comment_id("o/r", 3) == 555
+    seen = []
+    assert run(be, lambda s, b: seen.append((s.delivery_id, s.head_sha))) == 1
+    assert seen == [("q1", SHA_A)]
+    assert be.submit(spec("new-1", pr=3, sha=SHA_A)) is True and be.newest_head("o/r", 3) == SHA_A
+    SQLiteBackend(path)  # opening a migrated database again changes nothing
+    assert be.pending_count() == 1
+
+
+def test_a_database_from_a_newer_minbump_is_refused_in_one_line(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "state.sqlite3"
+    SQLiteBackend(path)
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version=7")
+    db.close()
+    with pytest.raises(MinbumpError, match=r"state schema 7, newer than this minbump's 1"):
+        SQLiteBackend(path)
 
 
 def test_sync_mode_defaults_to_normal_and_full_is_an_env_switch(tmp_path):
@@ -413,3 +496,37 @@ def test_wal_is_checkpointed_off_the_request_path(tmp_path, monkeypatch):
         time.sleep(0.01)
     assert st.checkpointer is not None and st.checkpointer.name == "minbump-sqlite-checkpoint"
     assert len(be.checkpoint()) == 3  # callable directly too (e.g. before a backup)
+
+
+def test_the_wal_is_reset_under_sustained_submits(tmp_path, monkeypatch):
+    """Submits that never pause must not grow the WAL without bound (a checkpoint that runs
+    beside writers never catches up with them, so SQLite would never start the WAL afresh)."""
+    import bot.sqlitequeue as sq
+
+    monkeypatch.setattr(sq, "CHECKPOINT_EVERY", 40)
+    monkeypatch.setattr(sq, "WAL_RESET_FRAMES", 400)
+    monkeypatch.setattr(sq, "JOURNAL_SIZE_LIMIT", 1 << 20)
+    be = SQLiteBackend(tmp_path / "state.sqlite3")
+    wal = tmp_path / "state.sqlite3-wal"
+    stop = threading.Event()
+    biggest = [0]
+
+    def submitter(k: int) -> None:
+        i = 0
+        while not stop.is_set():
+            be.submit(spec(f"s{k}-{i}", pr=i % 32 + 1))
+            i += 1
+            if wal.exists():
+                biggest[0] = max(biggest[0], wal.stat().st_size)
+
+    threads = [threading.Thread(target=submitter, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(3.0)
+    stop.set()
+    for t in threads:
+        t.join()
+    commits = be.pending_count()
+    assert commits > 1500, "too few submits to tell"
+    # ~5 pages of 4 KB per commit: without resets the WAL would reach commits * 20 KB
+    assert biggest[0] < 12 * 1024 * 1024, (biggest[0], commits)
