@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--requests", type=int, default=1000,
                     help="requests per round with the Python generator (default 1000)")
     ap.add_argument("--seconds", type=float, default=1.0, help="seconds per round with wrk (default 1)")
-    ap.add_argument("--pairs", type=int, default=9, help="alternating pairs of rounds (default 9)")
+    ap.add_argument("--pairs", type=int, default=15, help="alternating pairs of rounds (default 15)")
     ap.add_argument("--connections", type=int, default=4, help="concurrent keep-alive connections (default 4)")
     ap.add_argument("--engine", choices=("auto", "wrk", "python"), default="auto")
     ap.add_argument("--close", action="store_true",

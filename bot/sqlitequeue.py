@@ -12,16 +12,22 @@ power loss can lose the last few commits (no fsync per commit: that fsync was
 1.7 ms of a 3.3 ms acknowledgement). ``MINBUMP_SQLITE_SYNC=full`` fsyncs every
 commit for power-loss durability.
 
-Why submits are grouped and serialised (the webhook's p99): SQLite's busy
+How writers wait (the webhook's p99 and throughput): SQLite's own busy
 handler makes a blocked writer sleep in growing steps (up to 100 ms) instead
-of waking when the lock frees. So every write transaction of this backend first
-takes a per-process ``threading.Lock`` and then an ``fcntl.flock`` on
-``<db>.lock`` (across processes: gunicorn workers, ``minbump worker``), which
-wake the next writer at once; SQLite's own lock is then practically always
-free. Concurrent ``submit`` calls of one process are written in one
-transaction (group commit): each caller queues its job, the caller that gets
-the lock writes everything queued so far and commits, and every caller returns
-only after the transaction holding its row committed.
+of retrying soon, so the write connection has no busy timeout and this
+backend retries a busy statement itself, after 20 us, doubling to at most
+1 ms, for up to ``busy_timeout`` seconds. Across processes (gunicorn workers,
+``minbump worker``) SQLite's write lock is the only lock: it is released
+inside ``sqlite3_step`` at commit, without waiting for the GIL. (A file lock
+taken and released in Python, as an earlier version did, stays held while the
+committing thread waits to get the GIL back from the process's other threads,
+and the other processes' writers queue behind it: 13 % fewer
+acknowledgements per second at saturation.) Within a process every write goes
+through one connection under a ``threading.Lock``, and concurrent ``submit``
+calls are written together (group commit): each caller queues its job, the
+caller that gets the lock writes everything queued so far, and every caller
+returns only after the transaction holding its row committed. The usual
+submit is one ``INSERT`` in autocommit mode: one statement, one GIL release.
 
 Connections never cross a fork (gunicorn ``--preload`` builds the app in the
 master): they are opened lazily per thread and dropped in a forked child.
@@ -35,7 +41,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import json
 import logging
 import os
@@ -111,6 +116,16 @@ CHECKPOINT_EVERY = 200  # write transactions between WAL checkpoints (each proce
 CHECKPOINT_IDLE = 5.0  # seconds: also checkpoint after a quiet spell with commits outstanding
 WAL_RESET_FRAMES = 16384  # WAL frames (~64 MB) past which a checkpoint is finished with writers paused
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes a reset WAL file is truncated to
+RETRY_FIRST = 20e-6  # seconds before the first retry of a statement that met another writer's lock
+RETRY_MAX = 1e-3  # the longest pause between retries
+_BUSY = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (extended codes such as BUSY_SNAPSHOT share the low byte)
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:  # Python before 3.11
+        return "locked" in str(exc) or "busy" in str(exc)
+    return code & 0xFF in _BUSY
 _SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(JobSpec))
 
 
@@ -163,7 +178,6 @@ class _ProcessState:
         self.write_lock = threading.Lock()  # serialises this process's write transactions
         self.pending_lock = threading.Lock()  # guards ``pending`` only (held for microseconds)
         self.pending: list[_Pending] = []
-        self.lock_fd: int | None = None  # opened lazily, after any fork
         self.last_prune = 0.0
         self.writer: sqlite3.Connection | None = None  # the one connection for writes, under write_lock
         self.commits = 0  # write transactions since the last checkpoint
@@ -216,7 +230,6 @@ class SQLiteBackend(Backend):
             raise MinbumpError(f"MINBUMP_SQLITE_SYNC must be one of {', '.join(SYNC_MODES)}, not {synchronous!r}")
         self.synchronous = SYNC_MODES[synchronous.lower()]
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.retry_policy = retry_policy or RetryPolicy()
         self.lease_seconds = lease_seconds
         self._local = threading.local()
@@ -239,7 +252,7 @@ class SQLiteBackend(Backend):
 
     def _ensure_schema(self, db: sqlite3.Connection) -> None:
         """Create schema 1, or bring a schema-0 database up to it in one transaction (nothing lost)."""
-        db.execute("BEGIN IMMEDIATE")
+        self._execute(db, "BEGIN IMMEDIATE")
         try:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
@@ -295,11 +308,32 @@ class SQLiteBackend(Backend):
 
         One per process, not one per thread: its page cache stays warm from one transaction to
         the next, where a per-thread connection re-reads every b-tree page it touches (the
-        gunicorn threads take turns, so each one's cache is always stale).
+        gunicorn threads take turns, so each one's cache is always stale). No busy timeout:
+        :meth:`_execute` retries instead of SQLite's sleeping busy handler.
         """
         if st.writer is None:
             st.writer = self._open(shared=True)
+            st.writer.execute("PRAGMA busy_timeout=0")
         return st.writer
+
+    def _execute(self, db: sqlite3.Connection, sql: str, params: tuple = ()) -> sqlite3.Cursor:
+        """``db.execute``, retried soon while another connection holds the write lock (at most
+        ``busy_timeout`` seconds in all; then the busy error is raised)."""
+        try:
+            return db.execute(sql, params)
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):
+                raise
+        delay = RETRY_FIRST
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            time.sleep(delay)
+            try:
+                return db.execute(sql, params)
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() >= deadline:
+                    raise
+            delay = min(delay * 2, RETRY_MAX)
 
     def _state(self) -> _ProcessState:
         if self._pid != os.getpid():
@@ -308,21 +342,13 @@ class SQLiteBackend(Backend):
 
     @contextlib.contextmanager
     def _write_lock(self) -> Iterator[_ProcessState]:
-        """This process's write lock, then the cross-process lock file (both wake waiters at once)."""
+        """This process's write lock (its one write connection); counts the write for checkpoints."""
         st = self._state()
-        with st.write_lock, self._file_lock(st):
+        with st.write_lock:
             yield st
+            self._count_write(st)
 
-    @contextlib.contextmanager
-    def _file_lock(self, st: _ProcessState) -> Iterator[None]:
-        """The cross-process half of the write lock; the caller holds ``st.write_lock``."""
-        if st.lock_fd is None:
-            st.lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(st.lock_fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(st.lock_fd, fcntl.LOCK_UN)
+    def _count_write(self, st: _ProcessState) -> None:
         st.commits += 1
         if st.commits >= CHECKPOINT_EVERY:
             self._wake_checkpointer(st)
@@ -346,10 +372,9 @@ class SQLiteBackend(Backend):
         if row[1] > WAL_RESET_FRAMES:
             # Under sustained submits a checkpoint beside the writers never catches up with them,
             # so SQLite never starts the WAL afresh and it grows without bound (290 MB in 3 s of
-            # back-to-back submits). Finish this one with every minbump writer paused: it copies
-            # only what was committed since the pass above, and the next commit resets the WAL.
-            with self._write_lock():
-                row = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            # back-to-back submits). RESTART holds off every writer (they retry) while it copies
+            # what was committed since the pass above, so the next commit starts the WAL afresh.
+            row = db.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
         return (row[0], row[1], row[2])
 
     @contextlib.contextmanager
@@ -357,7 +382,7 @@ class SQLiteBackend(Backend):
         """One write transaction (``BEGIN IMMEDIATE``) under the write lock."""
         with self._write_lock() as st:
             db = self._writer(st)
-            db.execute("BEGIN IMMEDIATE")
+            self._execute(db, "BEGIN IMMEDIATE")
             try:
                 yield db
             except BaseException:
@@ -391,23 +416,16 @@ class SQLiteBackend(Backend):
             st.pending.append(item)
         with st.write_lock:
             if not item.done:  # else an earlier lock holder already committed it with its batch
-                batch: list[_Pending] = []
+                with st.pending_lock:  # everything queued while we waited for the lock joins in
+                    batch, st.pending = st.pending, []
                 try:
-                    with self._file_lock(st):
-                        # Taken only now: submits that arrived while another process held the
-                        # file lock join this transaction instead of waiting for the next one.
-                        with st.pending_lock:
-                            batch, st.pending = st.pending, []
-                        self._write_batch(batch, st)
+                    self._write_batch(batch, st)
                 finally:
                     for it in batch:  # never leave a waiter without an answer
                         if not it.done:
                             it.error = it.error or RuntimeError("submit interrupted")
                             it.done = True
-                    if not item.done:  # failed before taking the batch (lock file): not queued either
-                        with st.pending_lock:
-                            if item in st.pending:
-                                st.pending.remove(item)
+                self._count_write(st)
         if item.error is not None:
             raise item.error
         return item.result
@@ -424,7 +442,7 @@ class SQLiteBackend(Backend):
                 # this process holds the cross-process lock: three calls cost three such waits.
                 results = [self._insert(db, batch[0].spec, now)]
             else:
-                db.execute("BEGIN IMMEDIATE")
+                self._execute(db, "BEGIN IMMEDIATE")
                 try:
                     results = [self._insert(db, it.spec, now) for it in batch]
                     pruned = self._prune(db, now, st)
@@ -447,11 +465,11 @@ class SQLiteBackend(Backend):
         for it, new in zip(batch, results):
             it.result, it.done = new, True
 
-    @staticmethod
-    def _insert(db: sqlite3.Connection, spec: JobSpec, now: float) -> bool:
+    def _insert(self, db: sqlite3.Connection, spec: JobSpec, now: float) -> bool:
         """One statement: the job row is the delivery's dedupe record (False: seen before,
         or earlier in this very batch)."""
-        return db.execute(
+        return self._execute(
+            db,
             "INSERT INTO jobs(delivery_id, spec, repo, pr, head, state, attempts, run_after,"
             " created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?)"
             " ON CONFLICT(delivery_id) DO NOTHING",

@@ -470,7 +470,7 @@ def test_forked_child_opens_its_own_connection_and_lock(tmp_path):
     if pid == 0:  # child: report, never return into pytest
         try:
             ok = be._state() is not parent_state and be.submit(spec("child-1")) is True
-            ok = ok and be._state().writer is not parent_writer and be._state().lock_fd != parent_state.lock_fd
+            ok = ok and be._state().writer is not parent_writer
             os.write(w, b"1" if ok else b"0")
         finally:
             os._exit(0)
@@ -530,3 +530,24 @@ def test_the_wal_is_reset_under_sustained_submits(tmp_path, monkeypatch):
     assert commits > 1500, "too few submits to tell"
     # ~5 pages of 4 KB per commit: without resets the WAL would reach commits * 20 KB
     assert biggest[0] < 12 * 1024 * 1024, (biggest[0], commits)
+
+
+def test_a_submit_waits_out_another_processs_write_lock_by_retrying(tmp_path):
+    """No file lock and no SQLite busy handler: the submit retries while the lock is held elsewhere."""
+    import sqlite3
+
+    path = tmp_path / "state.sqlite3"
+    be = SQLiteBackend(path)
+    with be._tx() as db:
+        assert db.execute("PRAGMA busy_timeout").fetchone()[0] == 0
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
+    outcome: list[object] = []
+    t = threading.Thread(target=lambda: outcome.append(be.submit(spec("while-locked"))))
+    t.start()
+    time.sleep(0.3)
+    assert outcome == [] and t.is_alive()  # still retrying, neither failed nor through
+    other.execute("COMMIT")
+    other.close()
+    t.join(timeout=10)
+    assert outcome == [True] and be.pending_count() == 1
