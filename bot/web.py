@@ -97,6 +97,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     app = Flask("minbump")
     cap = env_int(env, "MINBUMP_MAX_BODY", MAX_BODY)
+    app_id = str(env.get("APP_ID") or "")
+    own_app = int(app_id) if app_id.isdigit() else None  # App mode: whose check suites are ours
     # One byte over the cap, so that a stream cut at the limit is told apart from one that fits.
     app.config["MAX_CONTENT_LENGTH"] = cap + 1
     app.extensions["minbump.backend"] = backend
@@ -159,7 +161,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             log("webhook.ping", hook_id=payload.get("hook_id"), **base)
             return 200, _body(ok=True, pong=True)
         try:
-            spec = job_for(event, payload, delivery)
+            spec = job_for(event, payload, delivery, own_app)
         except BadPayload as exc:
             log("webhook.bad_payload", level=logging.WARNING, error=str(exc), **base)
             return 400, _body(error=str(exc))
@@ -328,8 +330,14 @@ def _checked(spec: JobSpec) -> JobSpec:
     return spec
 
 
-def job_for(event: str, payload: dict[str, Any], delivery: str) -> JobSpec | None:
-    """The job a delivery asks for, or None when the event/action is not ours to handle."""
+def job_for(event: str, payload: dict[str, Any], delivery: str, app_id: int | None = None) -> JobSpec | None:
+    """The job a delivery asks for, or None when the event/action is not ours to handle.
+
+    ``app_id`` is this service's GitHub App id (App mode): an App with checks
+    permission is sent every app's ``check_suite`` events, and only its own
+    suite's "Re-run all checks" concerns it. Without one (token mode, commit
+    statuses) no check suite is ours.
+    """
     action = payload.get("action")
     if event == "pull_request":
         if action not in PR_ACTIONS:
@@ -349,13 +357,38 @@ def job_for(event: str, payload: dict[str, Any], delivery: str) -> JobSpec | Non
         run = _get(payload, "check_run")
         if isinstance(run, dict) and run.get("name") != CHECK_NAME:
             return None  # someone else's check run
-        prs = run.get("pull_requests") if isinstance(run, dict) else None
-        if not prs:
+        pr = _first_pr(run, "check_run")
+        if pr is None:
             return None  # a check run on a commit with no PR in this repository (e.g. from a fork)
-        pr = prs[0]
-        return _checked(JobSpec(
-            delivery_id=delivery, event=event, action=action,
-            repo=_get(payload, "repository.full_name"), pr=_get(pr, "number"),
-            head_sha=_get(payload, "check_run.head_sha"), base_ref=_get(pr, "base.ref"),
-            clone_url=_get(payload, "repository.clone_url"), installation_id=_installation(payload)))
+        return _rerun(event, action, payload, delivery, pr, _get(payload, "check_run.head_sha"))
+    if event == "check_suite":
+        if action != "rerequested" or app_id is None:
+            return None
+        suite = _get(payload, "check_suite")
+        app = suite.get("app") if isinstance(suite, dict) else None
+        if not isinstance(app, dict) or app.get("id") != app_id:
+            return None  # another app's suite (GitHub Actions, other CI)
+        pr = _first_pr(suite, "check_suite")
+        if pr is None:
+            return None  # a suite on a fork's branch, or on a commit outside any PR
+        return _rerun(event, action, payload, delivery, pr, _get(payload, "check_suite.head_sha"))
     return None
+
+
+def _first_pr(obj: Any, where: str) -> Any:
+    """The first of a check run's or suite's ``pull_requests``; None when there is none."""
+    prs = obj.get("pull_requests") if isinstance(obj, dict) else None
+    if prs is None or prs == []:
+        return None
+    if not isinstance(prs, list):
+        raise BadPayload(f"{where}.pull_requests is not a list")
+    return prs[0]
+
+
+def _rerun(event: str, action: str, payload: dict[str, Any], delivery: str, pr: Any, head_sha: Any) -> JobSpec:
+    """A re-run asked for from a check run or suite: the job for its (first) pull request."""
+    return _checked(JobSpec(
+        delivery_id=delivery, event=event, action=action,
+        repo=_get(payload, "repository.full_name"), pr=_get(pr, "number"),
+        head_sha=head_sha, base_ref=_get(pr, "base.ref"),
+        clone_url=_get(payload, "repository.clone_url"), installation_id=_installation(payload)))

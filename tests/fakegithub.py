@@ -665,8 +665,10 @@ def payload_for(name: str, gh: "FakeGitHub", repo: str, pr: int, head_sha: str,
         p["base"]["repo"] = r
         if data.get("action") == "synchronize":
             data["after"] = head_sha
-    cr = data.get("check_run")
-    if isinstance(cr, dict):
+    for key in ("check_run", "check_suite"):
+        cr = data.get(key)
+        if not isinstance(cr, dict):
+            continue
         cr["head_sha"] = head_sha
         cr["app"]["id"] = gh.app_id
         for item in cr.get("pull_requests", []):

@@ -394,6 +394,11 @@ def test_app_mode_check_run_with_annotations(tmp_path, fake_github, nova, app_en
     assert r.status_code == 202
     svc.work()
     assert len(fake_github.runs_for(REPO, head)) == 2 and len(_ours(fake_github, "minbump-test[bot]")) == 1
+    # "Re-run all checks" (our check suite): the same again
+    r = svc.deliver("check_suite.rerequested", REPO, PR, head)
+    assert r.status_code == 202
+    svc.work()
+    assert len(fake_github.runs_for(REPO, head)) == 3 and len(_ours(fake_github, "minbump-test[bot]")) == 1
 
 
 def work_lines(work, sha: str, needle: str) -> set[int]:

@@ -182,6 +182,37 @@ def test_rerequest_of_another_apps_check_run_is_ignored(setup):
     assert r.status_code == 200 and r.json["ignored"] and backend.pending_count() == 0
 
 
+def test_rerun_of_our_check_suite_is_queued_in_app_mode(tmp_path):
+    backend = SQLiteBackend(tmp_path / "data" / "state.sqlite3")
+    rec = Recorder()
+    env = {"WEBHOOK_SECRET": SECRET, "APP_ID": "4242", "PRIVATE_KEY": "unused here",
+           "MINBUMP_DATA_DIR": str(tmp_path / "data")}
+    client = create_app({**env, "backend": backend, "job_handler": rec}).test_client()
+    assert post(client, "check_suite", load_payload("check_suite.rerequested")).status_code == 202
+    drain(backend, rec)
+    spec = rec.specs[0]
+    assert (spec.event, spec.action, spec.pr, spec.head_sha, spec.base_ref) == (
+        "check_suite", "rerequested", 17, HEAD, "master")
+    for mutate, why in ((lambda p: p["check_suite"]["app"].update(id=15368), "GitHub Actions' suite"),
+                        (lambda p: p["check_suite"].update(pull_requests=[]), "a fork's branch"),
+                        (lambda p: p.update(action="requested"), "a push (pull_request covers it)")):
+        p = load_payload("check_suite.rerequested")
+        mutate(p)
+        r = post(client, "check_suite", p)
+        assert r.status_code == 200 and r.json["ignored"], why
+    p = load_payload("check_suite.rerequested")
+    p["check_suite"]["pull_requests"] = {"number": 17}
+    r = post(client, "check_suite", p)
+    assert r.status_code == 400 and r.json["error"] == "check_suite.pull_requests is not a list"
+    assert backend.pending_count() == 0
+
+
+def test_check_suite_rerun_is_not_ours_in_token_mode(setup):
+    client, backend, _ = setup  # token mode publishes commit statuses: no check suite of ours
+    r = post(client, "check_suite", load_payload("check_suite.rerequested"))
+    assert r.status_code == 200 and r.json["ignored"] == "check_suite.rerequested"
+
+
 def test_form_encoded_delivery_is_accepted(setup):
     from urllib.parse import urlencode
 
