@@ -1,4 +1,4 @@
-"""``minbump serve``, ``minbump worker`` and ``minbump jobs``: the service's commands.
+"""``minbump serve``, ``worker``, ``jobs`` and ``cache``: the service's commands.
 
 Kept out of bot/cli.py so the analyzer CLI never imports Flask or the queue;
 ``bot.cli`` calls :func:`register` on its group.
@@ -89,4 +89,34 @@ def register(cli: click.Group) -> None:
         if job_id and n == 0:
             raise MinbumpError(f"no failed job {job_id!r}")
         click.echo(f"purged {n}")
+
+    @cli.group("cache")
+    def cache() -> None:
+        """The worker's git cache (MINBUMP_DATA_DIR/git, one bare clone per repository)."""
+
+    @cache.command("prune")
+    @click.option("--older-than", "days", type=click.FloatRange(min=0), default=14.0, show_default=True,
+                  help="Forget the heads of pull requests not fetched for this many days.")
+    @click.option("--gc", "gc", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+                  help="Then run git gc: when git's own thresholds say so, always, or never.")
+    def cache_prune(days: float, gc: str) -> None:
+        """Keep the git cache from growing: forget old PR heads and let git gc pack what is left.
+
+        Safe while workers run (a job fetches its PR again); run it on every worker
+        machine, e.g. daily.
+        """
+        from bot.gitcache import GitCache
+        from bot.queue import data_dir
+
+        root = data_dir(os.environ) / "git"
+        if not root.is_dir():
+            click.echo(f"no git cache at {root}", err=True)
+            return
+        results = GitCache(root).prune(days * 86400, gc=gc)
+        if not results:
+            click.echo(f"no repositories in {root}", err=True)
+        for r in results:
+            line = (f"{r.repo}: {r.removed} pull request heads forgotten, {r.kept} kept; "
+                    f"{r.bytes_before / 1e6:.1f} MB -> {r.bytes_after / 1e6:.1f} MB")
+            click.echo(line + (f"; {r.error}" if r.error else ""))
 

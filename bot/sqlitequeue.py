@@ -116,6 +116,7 @@ CHECKPOINT_EVERY = 200  # write transactions between WAL checkpoints (each proce
 CHECKPOINT_IDLE = 5.0  # seconds: also checkpoint after a quiet spell with commits outstanding
 WAL_RESET_FRAMES = 16384  # WAL frames (~64 MB) past which a checkpoint is finished with writers paused
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes a reset WAL file is truncated to
+RESET_TRIES, RESET_PAUSE = 50, 0.002  # tries (and seconds between them) to finish such a checkpoint
 RETRY_FIRST = 20e-6  # seconds before the first retry of a statement that met another writer's lock
 RETRY_MAX = 1e-3  # the longest pause between retries
 _BUSY = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (extended codes such as BUSY_SNAPSHOT share the low byte)
@@ -374,7 +375,17 @@ class SQLiteBackend(Backend):
             # so SQLite never starts the WAL afresh and it grows without bound (290 MB in 3 s of
             # back-to-back submits). RESTART holds off every writer (they retry) while it copies
             # what was committed since the pass above, so the next commit starts the WAL afresh.
-            row = db.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+            # It is tried on the write connection, under this process's write lock (so none of
+            # this process's writers is mid-statement), once per try: it answers busy at once
+            # when another process is writing or reading an older snapshot, and sleeping in
+            # SQLite's busy handler instead would lose every race to writers that retry sooner.
+            st = self._state()
+            for _ in range(RESET_TRIES):
+                with st.write_lock:
+                    row = self._writer(st).execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+                if row[0] == 0:
+                    break
+                time.sleep(RESET_PAUSE)
         return (row[0], row[1], row[2])
 
     @contextlib.contextmanager

@@ -148,3 +148,53 @@ def test_fetch_tags_refuses_hostile_inputs(tmp_path):
         cache.fetch_tags(REPO, "--upload-pack=touch x", None)
     with pytest.raises(MinbumpError):
         cache.fetch_tags("../../etc", "https://example.org/a/b.git", None)
+
+
+def test_prune_forgets_old_pull_heads_keeps_fresh_ones_and_a_later_fetch_restores(tmp_path, fake_github, hosted):
+    import os
+    import time
+
+    work, base, head, token = hosted
+    work.checkout("unrelated")
+    other = work.commit({"c.py": "Z = 1\n"})
+    work.checkout("main")
+    fake_github.add_pull(REPO, 5, other)
+    cache = GitCache(tmp_path / "cache")
+    url = fake_github.clone_url(REPO)
+    path = cache.fetch(REPO, url, "main", 4, token).path
+    cache.fetch(REPO, url, "main", 5, token)
+    month_ago = time.time() - 30 * 86400
+    os.utime(path / GitCache.PULL_STAMPS / "5", (month_ago, month_ago))
+    subprocess.run(["git", "-C", str(path), "update-ref", "refs/minbump/pull/9/head", base], check=True)  # no stamp
+
+    [r] = cache.prune(14 * 86400, gc="always")
+    assert (r.repo, r.removed, r.kept, r.error) == ("octo/lib", 2, 1, "")
+    assert refs(path) == {"refs/minbump/base/main", "refs/minbump/pull/4/head", "refs/tags/1.0.0"}
+    assert sorted(os.listdir(path / GitCache.PULL_STAMPS)) == ["4"]
+    assert r.bytes_before > 0 and r.bytes_after > 0
+    assert cache.prune(14 * 86400, gc="never")[0].removed == 0  # nothing more is old
+    again = cache.fetch(REPO, url, "main", 5, token)  # the next job for PR 5 just fetches it again
+    assert again.pull_sha == other and "refs/minbump/pull/5/head" in refs(path)
+
+
+def test_cache_prune_command(tmp_path, fake_github, hosted):
+    import os
+    import sys
+
+    work, base, head, token = hosted
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env["MINBUMP_DATA_DIR"] = str(data)
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "bot.cli", "cache", "prune", *args], env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    res = cli()
+    assert res.returncode == 0 and res.stderr.startswith("no git cache at ")
+    GitCache(data / "git").fetch(REPO, fake_github.clone_url(REPO), "main", 4, token)
+    res = cli("--older-than", "0")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("octo/lib: 1 pull request heads forgotten, 0 kept; ") and " MB -> " in res.stdout
+    res = cli("--older-than", "-1")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
