@@ -383,6 +383,21 @@ class Publisher:
         """The PR's head now (re-read before publishing; a moved head makes our result stale)."""
         return call(lambda: self.repo.get_pull(self.pr).head.sha)
 
+    def open_pull_with_head(self, sha: str) -> tuple[int, str] | None:
+        """(number, base branch) of the open PR whose head is ``sha``, or None.
+
+        For a re-run on a PR from a fork, whose check run or suite GitHub sends
+        without its pull request. ``commits/{sha}/pulls`` does not know a fork's
+        commits, so the open PRs are listed and matched by head sha.
+        """
+        def find() -> tuple[int, str] | None:
+            for pull in self.repo.get_pulls(state="open"):
+                if pull.head.sha == sha:
+                    return pull.number, pull.base.ref
+            return None
+
+        return call(find)
+
     def find_comment(self, hint: int | None) -> Any | None:
         """Our comment: marker and our login; try the remembered id first, then all pages."""
         if hint:

@@ -25,6 +25,7 @@ import subprocess
 import threading
 import time
 import uuid
+import dataclasses
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -93,6 +94,12 @@ class JobRunner:
 
     def run(self, spec: JobSpec, backend: Backend) -> None:
         """The job. Raises RetryLater for transient failures, MinbumpError for permanent ones."""
+        if spec.pr == 0:  # a re-run on a PR from a fork: GitHub did not say which PR
+            found = self._find_pull(spec)
+            if found is None:
+                log("job.no_pull_request", **spec.log_fields())
+                return
+            spec = dataclasses.replace(spec, pr=found[0], base_ref=found[1])
         fields = spec.log_fields()
         newest = backend.newest_head(spec.repo, spec.pr)
         if newest and newest != spec.head_sha and self._still_head(spec) is False:
@@ -105,6 +112,14 @@ class JobRunner:
             if not got:
                 raise RetryLater("another job holds this pull request", delay=2.0, count=False)
             self._run_locked(spec, backend, owner, fields)
+
+    def _find_pull(self, spec: JobSpec) -> tuple[int, str] | None:
+        """The open PR whose head is ``spec.head_sha``: (number, base branch), or None."""
+        try:
+            session = self.clients.session(spec.installation_id)
+            return Publisher(session, spec.repo, 0).open_pull_with_head(spec.head_sha)
+        except TransientGitHubError as exc:
+            raise RetryLater(str(exc), delay=exc.delay) from None
 
     def _still_head(self, spec: JobSpec) -> bool | None:
         """Is ``spec.head_sha`` the PR's head now? None when GitHub could not say."""

@@ -48,6 +48,7 @@ from bot.queue import Backend, Handler, JobSpec, data_dir, get_backend
 MAX_BODY = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 PR_ACTIONS = {"opened", "synchronize", "reopened", "edited"}
+RERUN_EVENTS = ("check_run", "check_suite")  # "Re-run": their jobs may have to find the PR (pr 0)
 
 
 class BadPayload(Exception):
@@ -319,11 +320,13 @@ def _installation(payload: dict[str, Any]) -> int | None:
 def _checked(spec: JobSpec) -> JobSpec:
     if not _SHA.match(spec.head_sha):
         raise BadPayload("head sha is not 40 hex characters")
-    if not isinstance(spec.pr, int) or isinstance(spec.pr, bool) or spec.pr <= 0:
+    # A re-run on a PR from a fork comes without its PR: the job finds it (and its base) by head sha.
+    find_pr = type(spec.pr) is int and spec.pr == 0 and spec.base_ref == "" and spec.event in RERUN_EVENTS
+    if not find_pr and (not isinstance(spec.pr, int) or isinstance(spec.pr, bool) or spec.pr <= 0):
         raise BadPayload("pull request number is not a positive integer")
     if not re.match(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", spec.repo):
         raise BadPayload("repository.full_name is not owner/name")
-    if not isinstance(spec.base_ref, str) or not spec.base_ref:
+    if not find_pr and (not isinstance(spec.base_ref, str) or not spec.base_ref):
         raise BadPayload("base ref is missing")
     if not isinstance(spec.clone_url, str) or not spec.clone_url.startswith(("https://", "http://")):
         raise BadPayload("repository.clone_url is not an http(s) URL")
@@ -357,10 +360,9 @@ def job_for(event: str, payload: dict[str, Any], delivery: str, app_id: int | No
         run = _get(payload, "check_run")
         if isinstance(run, dict) and run.get("name") != CHECK_NAME:
             return None  # someone else's check run
-        pr = _first_pr(run, "check_run")
-        if pr is None:
-            return None  # a check run on a commit with no PR in this repository (e.g. from a fork)
-        return _rerun(event, action, payload, delivery, pr, _get(payload, "check_run.head_sha"))
+        # No pull request attached: a PR from a fork (or none at all); the job looks it up.
+        return _rerun(event, action, payload, delivery, _first_pr(run, "check_run"),
+                      _get(payload, "check_run.head_sha"))
     if event == "check_suite":
         if action != "rerequested" or app_id is None:
             return None
@@ -368,10 +370,8 @@ def job_for(event: str, payload: dict[str, Any], delivery: str, app_id: int | No
         app = suite.get("app") if isinstance(suite, dict) else None
         if not isinstance(app, dict) or app.get("id") != app_id:
             return None  # another app's suite (GitHub Actions, other CI)
-        pr = _first_pr(suite, "check_suite")
-        if pr is None:
-            return None  # a suite on a fork's branch, or on a commit outside any PR
-        return _rerun(event, action, payload, delivery, pr, _get(payload, "check_suite.head_sha"))
+        return _rerun(event, action, payload, delivery, _first_pr(suite, "check_suite"),
+                      _get(payload, "check_suite.head_sha"))
     return None
 
 
@@ -386,9 +386,11 @@ def _first_pr(obj: Any, where: str) -> Any:
 
 
 def _rerun(event: str, action: str, payload: dict[str, Any], delivery: str, pr: Any, head_sha: Any) -> JobSpec:
-    """A re-run asked for from a check run or suite: the job for its (first) pull request."""
+    """A re-run asked for from a check run or suite: the job for its (first) pull request, or,
+    when GitHub attached none (a PR from a fork), a job with PR number 0 that finds it."""
+    number, base_ref = (_get(pr, "number"), _get(pr, "base.ref")) if pr is not None else (0, "")
     return _checked(JobSpec(
         delivery_id=delivery, event=event, action=action,
-        repo=_get(payload, "repository.full_name"), pr=_get(pr, "number"),
-        head_sha=head_sha, base_ref=_get(pr, "base.ref"),
+        repo=_get(payload, "repository.full_name"), pr=number,
+        head_sha=head_sha, base_ref=base_ref,
         clone_url=_get(payload, "repository.clone_url"), installation_id=_installation(payload)))

@@ -407,6 +407,12 @@ class FakeGitHub:
             raise _HTTPError(404, "Not Found")
         if method == "GET" and rest == "":
             return self._json(self._repo(repo))
+        if method == "GET" and rest == "/pulls":
+            state = req.args.get("state", "open")
+            with self.lock:
+                pulls = [p for (name, _n), p in sorted(self.pulls.items()) if name == full
+                         and state in ("all", p.state)]
+            return self._page(req, path, [self._pull(repo, p) for p in pulls])
         if method == "GET" and (mm := m(r"/pulls/(\d+)", rest)):
             pull = self.pulls.get((full, int(mm.group(1))))
             if pull is None:

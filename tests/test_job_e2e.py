@@ -399,6 +399,20 @@ def test_app_mode_check_run_with_annotations(tmp_path, fake_github, nova, app_en
     assert r.status_code == 202
     svc.work()
     assert len(fake_github.runs_for(REPO, head)) == 3 and len(_ours(fake_github, "minbump-test[bot]")) == 1
+    # a re-run on a PR from a fork comes without its PR: the job finds it by head sha
+    r = svc.deliver("check_run.rerequested", REPO, PR, head,
+                    mutate=lambda p: p["check_run"].update(pull_requests=[]))
+    assert r.status_code == 202
+    svc.work()
+    assert len(fake_github.runs_for(REPO, head)) == 4 and len(_ours(fake_github, "minbump-test[bot]")) == 1
+    # ... and when no open PR has that head, there is nothing to do (and nothing failed)
+    gone = "0" * 40
+    r = svc.deliver("check_run.rerequested", REPO, PR, gone,
+                    mutate=lambda p: p["check_run"].update(pull_requests=[]))
+    assert r.status_code == 202
+    svc.work()
+    assert fake_github.runs_for(REPO, gone) == [] and svc.backend.failed_jobs() == []
+    assert len(fake_github.runs_for(REPO, head)) == 4
 
 
 def work_lines(work, sha: str, needle: str) -> set[int]:

@@ -194,7 +194,6 @@ def test_rerun_of_our_check_suite_is_queued_in_app_mode(tmp_path):
     assert (spec.event, spec.action, spec.pr, spec.head_sha, spec.base_ref) == (
         "check_suite", "rerequested", 17, HEAD, "master")
     for mutate, why in ((lambda p: p["check_suite"]["app"].update(id=15368), "GitHub Actions' suite"),
-                        (lambda p: p["check_suite"].update(pull_requests=[]), "a fork's branch"),
                         (lambda p: p.update(action="requested"), "a push (pull_request covers it)")):
         p = load_payload("check_suite.rerequested")
         mutate(p)
@@ -205,6 +204,19 @@ def test_rerun_of_our_check_suite_is_queued_in_app_mode(tmp_path):
     r = post(client, "check_suite", p)
     assert r.status_code == 400 and r.json["error"] == "check_suite.pull_requests is not a list"
     assert backend.pending_count() == 0
+
+
+def test_a_rerun_without_its_pull_request_is_queued_for_the_job_to_find_it(setup):
+    """GitHub attaches no PR to a check run on a fork's PR: PR 0, base unknown, the job looks it up."""
+    client, backend, rec = setup
+    p = load_payload("check_run.rerequested")
+    p["check_run"]["pull_requests"] = []
+    assert post(client, "check_run", p).status_code == 202
+    drain(backend, rec)
+    assert (rec.specs[0].pr, rec.specs[0].base_ref, rec.specs[0].head_sha) == (0, "", HEAD)
+    p = load_payload("pull_request.opened")
+    p["pull_request"]["number"] = 0  # anywhere else PR 0 is still a bad payload
+    assert post(client, "pull_request", p).status_code == 400
 
 
 def test_check_suite_rerun_is_not_ours_in_token_mode(setup):
