@@ -242,13 +242,14 @@ class GitCache:
         these stamps existed counts as old.
         """
         now = time.time() if now is None else now
+        env = self._env("https://localhost/", None)  # local commands only: no URL, no token
         out = []
         for path in self.repos():
             with self._locked(path):
                 before = _disk_usage(path)
                 listing = subprocess.run(
                     ["git", "-C", str(path), "for-each-ref", "--format=%(refname)", "refs/minbump/pull/"],
-                    capture_output=True, text=True, env=self._env("https://localhost/", None))
+                    capture_output=True, text=True, env=env)
                 old, kept = [], 0
                 for ref in listing.stdout.split():
                     number = ref.split("/")[3]
@@ -263,7 +264,7 @@ class GitCache:
                 if old:
                     subprocess.run(["git", "-C", str(path), "update-ref", "--stdin"], check=True,
                                    input="".join(f"delete {ref}\n" for ref, _ in old), text=True,
-                                   capture_output=True, env=self._env("https://localhost/", None))
+                                   capture_output=True, env=env)
                     for _, number in old:
                         (path / self.PULL_STAMPS / number).unlink(missing_ok=True)
                 error = ""
@@ -274,7 +275,7 @@ class GitCache:
                     try:
                         res = subprocess.run(cmd, capture_output=True,
                                              text=True, timeout=self.timeout * 10,
-                                             env=self._env("https://localhost/", None))
+                                             env=env)
                         if res.returncode != 0:
                             error = f"git gc failed ({res.returncode}): {res.stderr.strip()[-200:]}"
                     except subprocess.TimeoutExpired:
