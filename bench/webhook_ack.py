@@ -141,14 +141,9 @@ class Server:
         except OSError:
             return []
         for name in names:
-            if name.isdigit():
-                try:
-                    with open(f"/proc/{name}/stat") as f:
-                        fields = f.read().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                if int(fields[1]) == self.proc.pid:  # field 4, ppid
-                    pids.append(int(name))
+            fields = _proc_stat(int(name)) if name.isdigit() else None
+            if fields is not None and int(fields[1]) == self.proc.pid:  # field 4, ppid
+                pids.append(int(name))
         return sorted(pids)
 
     def tail(self) -> str:
@@ -173,16 +168,21 @@ class Server:
         self.wait_stopped()
 
 
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (field 3 first); None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def cpu_ticks(pids: list[int]) -> list[int]:
     """utime + stime of each process (clock ticks); 0 for one that is gone."""
     out = []
     for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            out.append(int(fields[11]) + int(fields[12]))  # fields 14 and 15
-        except OSError:
-            out.append(0)
+        fields = _proc_stat(pid)
+        out.append(0 if fields is None else int(fields[11]) + int(fields[12]))  # fields 14 and 15
     return out
 
 
