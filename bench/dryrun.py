@@ -139,10 +139,10 @@ def breakdown(repo: Path, meta: dict, rounds: int = 7) -> None:
     py = c.python()
     stages = [
         ("python -c pass", [py, "-c", "pass"]),
-        ("+ import bot.entry (the CLI's fast lane)", [py, "-c", "import bot.entry"]),
-        ("+ import bot.dryrun (analyzer)", [py, "-c", "import bot.entry, bot.dryrun, bot.report"]),
-        ("+ run_refs (git + analysis)", [py, "-c", "import sys, bot.entry, bot.dryrun, bot.report; "
-                                        "bot.dryrun.run_refs(sys.argv[1], sys.argv[2], sys.argv[3])",
+        ("+ import bot.cli.entry (the CLI's fast lane)", [py, "-c", "import bot.cli.entry"]),
+        ("+ import bot.git.gather (analyzer)", [py, "-c", "import bot.cli.entry, bot.git.gather, bot.core.report"]),
+        ("+ run_refs (git + analysis)", [py, "-c", "import sys, bot.cli.entry, bot.git.gather, bot.core.report; "
+                                        "bot.git.gather.run_refs(sys.argv[1], sys.argv[2], sys.argv[3])",
                                         str(repo), meta["base"], meta["head"]]),
         ("+ render (= minbump dry-run)", minbump_args(repo, meta)),
     ]
@@ -164,7 +164,7 @@ def breakdown(repo: Path, meta: dict, rounds: int = 7) -> None:
 
 def measure(repo: Path, meta: dict, pairs: int, warmup: int = 1) -> dict:
     """Alternating pairs; returns medians and the median per-pair ratio (None if minbump absent)."""
-    if not c.have_module("bot/cli.py"):
+    if not c.have_module("bot/cli/__init__.py"):
         floors = [floor_once(repo, meta) for _ in range(pairs)]
         return {"floor_s": c.median(floors), "minbump_s": None, "ratio": None, "pairs": pairs}
     tm, tf = c.alternate(lambda: minbump_once(repo, meta), lambda: floor_once(repo, meta), pairs, warmup)
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     r = measure(repo, meta, args.pairs, args.warmup)
     if r["ratio"] is None:
         print(f"floor median {c.fmt_ms(r['floor_s'])} over {r['pairs']} runs")
-        print("ratio dry-run/floor: pending (bot/cli.py does not exist yet)")
+        print("ratio dry-run/floor: pending (bot/cli/__init__.py does not exist yet)")
         return 0
     if not args.quick:
         rss = max_rss_kb(minbump_args(repo, meta))

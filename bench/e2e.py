@@ -2,10 +2,10 @@
 """End to end: a signed webhook sent to the PR comment visible on the fake GitHub.
 
 Set-up (not timed): the Nova-sized fixture from bench/make_repo.py is hosted on
-the fake GitHub of tests/fakegithub.py (REST API and git smart HTTP on
+the fake GitHub of tests/support/fakegithub.py (REST API and git smart HTTP on
 loopback) as ``octo/nova``, with PR 7 whose head (``bump``) exists only as
 ``refs/pull/7/head``, as for a fork. The service runs as one process,
-``python -m bot.serve`` (webhook app and embedded worker, SQLite queue), in
+``python -m bot.service.run`` (webhook app and embedded worker, SQLite queue), in
 token mode against the fake.
 
 Timed, each from the moment the delivery is sent to the moment the bot's
@@ -22,7 +22,7 @@ comment naming that head is visible through the fake's state:
 
 GitHub write pacing (``MINBUMP_GITHUB_WRITE_INTERVAL``: after a burst of
 ``MINBUMP_GITHUB_WRITE_BURST`` writes, 1 s between writes per installation, as
-GitHub asks integrators; see bot/github.py) is on by default, as in
+GitHub asks integrators; see bot/service/github.py) is on by default, as in
 production; ``--no-pacing`` sets it and the request interval to 0 to show what
 the pacing costs.
 
@@ -59,7 +59,7 @@ P95_TARGET = 1.0
 
 
 class WorkRepo:
-    """What tests.fakegithub wants of a work repository: ``git(*args)`` run inside it."""
+    """What tests.support.fakegithub wants of a work repository: ``git(*args)`` run inside it."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -117,11 +117,11 @@ def main(argv: list[str] | None = None) -> int:
                          "random 0-0.5 s (default 2)")
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for one comment")
     args = ap.parse_args(argv)
-    if not (c.have_module("bot/serve.py") and c.have_module("bot/web.py") and c.have_module("tests/fakegithub.py")):
-        print("e2e warm p95: pending (bot/serve.py, bot/web.py or tests/fakegithub.py does not exist yet)")
+    if not (c.have_module("bot/service/run.py") and c.have_module("bot/service/wsgi.py") and c.have_module("tests/support/fakegithub.py")):
+        print("e2e warm p95: pending (bot/service/run.py, bot/service/wsgi.py or tests/support/fakegithub.py does not exist yet)")
         return 0
     sys.path.insert(0, str(c.ROOT))
-    from tests.fakegithub import FakeGitHub, payload_for, webhook_headers  # noqa: E402
+    from tests.support.fakegithub import FakeGitHub, payload_for, webhook_headers  # noqa: E402
 
     src, meta = dryrun.fixture(args.commits)
     print(f"machine: {c.machine()}")
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.no_pacing:
             env.update({"MINBUMP_GITHUB_WRITE_INTERVAL": "0", "MINBUMP_GITHUB_REQUEST_INTERVAL": "0"})
         log = open(tmp / "service.log", "wb")
-        proc = subprocess.Popen([c.python(), "-m", "bot.serve", "--host", "127.0.0.1", "--port", str(port)],
+        proc = subprocess.Popen([c.python(), "-m", "bot.service.run", "--host", "127.0.0.1", "--port", str(port)],
                                 env=env, cwd=c.run_cwd(), stdout=log, stderr=log, start_new_session=True)
 
         def stop_service() -> None:
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"service did not start: {tail()}")
             time.sleep(0.05)
 
-        from bot.github import MARKER  # noqa: E402  (imported after the service started: not timed)
+        from bot.service.github import MARKER  # noqa: E402  (imported after the service started: not timed)
 
         def deliver_and_wait(action: str, sha: str) -> float:
             payload = payload_for(f"pull_request.{action}", gh, REPO, PR, sha, "main")

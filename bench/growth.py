@@ -39,7 +39,7 @@ def measure_all(specs: list[tuple[int, int]], pairs: int, warmup: int) -> list[d
     spell on the machine hits every point alike, so the rows compare.
     """
     fixtures = {spec: dryrun.fixture(*spec) for spec in dict.fromkeys(specs)}
-    have = c.have_module("bot/cli.py")
+    have = c.have_module("bot/cli/__init__.py")
     times: dict[tuple[int, int], tuple[list[float], list[float]]] = {spec: ([], []) for spec in fixtures}
     order = list(fixtures)
     for rnd in range(warmup + pairs):
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"plot: {args.svg}")
     first, last = size_rows[0], size_rows[-1]
     if first["minbump_s"] is None:
-        print("growth dry-run time largest/smallest repo: pending (bot/cli.py does not exist yet)")
+        print("growth dry-run time largest/smallest repo: pending (bot/cli/__init__.py does not exist yet)")
     else:
         print(f"growth dry-run time {last['commits']:,}/{first['commits']:,} commits: "
               f"{last['minbump_s'] / first['minbump_s']:.2f}x (floor {last['floor_s'] / first['floor_s']:.2f}x)")

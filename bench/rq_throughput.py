@@ -11,10 +11,10 @@ worker count W:
 
 The handler is ``--handler noop`` (queue overhead only: what RQ + our lease,
 sweeper and bookkeeping cost per job) or ``--handler job`` (the real
-``bot.job`` against the fake GitHub of tests/fakegithub.py, with a real
+``bot.service.job`` against the fake GitHub of tests/support/fakegithub.py, with a real
 analysis per job; needs the test helpers and the lead's analyzer).
 
-With ``--web`` it also starts the web app under gunicorn (``bot.web:create_app()``)
+With ``--web`` it also starts the web app under gunicorn (``bot.service.wsgi:create_app()``)
 in Redis mode and, while W workers drain the queue, sends signed deliveries
 with bench/loadgen.py, reporting the acknowledgement latency (p50/p99).
 
@@ -89,13 +89,13 @@ def noop_handler(spec: Any, backend: Any) -> None:
 
 
 def worker_main(handler_name: str) -> int:
-    from bot.redisq import RedisBackend
+    from bot.service.queue.redis import RedisBackend
 
     backend = RedisBackend.from_env(os.environ)
     if handler_name == "noop":
         handler = noop_handler
     else:
-        from bot.job import build_runner
+        from bot.service.job import build_runner
 
         real = build_runner(os.environ).handler()  # the production job: fetch, analyse, publish
 
@@ -120,7 +120,7 @@ def percentile(values: list[float], q: float) -> float:
 def measure(url: str, workers: int, jobs: int, scenario: "Scenario", tag: str,
             web: "WebServer | None") -> dict[str, Any]:
     """Start ``workers`` worker processes on queue ``tag``, push ``jobs`` jobs, time until all finished."""
-    from bot.redisq import RedisBackend
+    from bot.service.queue.redis import RedisBackend
 
     env = child_env(url, tag)
     backend = RedisBackend.from_env(env)
@@ -182,10 +182,10 @@ class Scenario:
             self._start_fake_github(prs)
 
     def _start_fake_github(self, prs: int) -> None:
-        """The nova bump (fail verdict) as ``prs`` open PRs on tests/fakegithub.py's server."""
-        from tests.fakegithub import NOVA_DRIVER, FakeGitHub
-        from tests.gitrepo import GitRepo
-        from tests.nova import CONFIG, driver
+        """The nova bump (fail verdict) as ``prs`` open PRs on tests/support/fakegithub.py's server."""
+        from tests.support.fakegithub import NOVA_DRIVER, FakeGitHub
+        from tests.support.gitrepo import GitRepo
+        from tests.support.nova import CONFIG, driver
 
         work = GitRepo(self.workdir / "nova")
         base = work.commit({NOVA_DRIVER: driver("(1, 2, 1)", "(1, 2, 1)"), ".github/minbump.yml": CONFIG},
@@ -210,7 +210,7 @@ class Scenario:
                 "MINBUMP_GITHUB_WRITE_INTERVAL": "0", "MINBUMP_GITHUB_REQUEST_INTERVAL": "0"}
 
     def specs(self, tag: str, n: int) -> Any:
-        from bot.queue import JobSpec
+        from bot.service.queue import JobSpec
 
         if self.gh is None:
             for i in range(n):
@@ -242,7 +242,7 @@ def gunicorn_options() -> tuple[list[str], str]:
 
 
 class WebServer:
-    """``bot.web:create_app()`` under gunicorn in Redis mode; posts signed deliveries and times the 202s."""
+    """``bot.service.wsgi:create_app()`` under gunicorn in Redis mode; posts signed deliveries and times the 202s."""
 
     SECRET = "bench-secret-" + uuid.uuid4().hex[:8]
 
@@ -254,7 +254,7 @@ class WebServer:
                                    "MINBUMP_DATA_DIR": str(workdir / "web-data")})
         opts, self.settings = gunicorn_options()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", *opts, "--bind", f"127.0.0.1:{self.port}", "bot.web:create_app()"],
+            [sys.executable, "-m", "gunicorn", *opts, "--bind", f"127.0.0.1:{self.port}", "bot.service.wsgi:create_app()"],
             env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         import http.client
 

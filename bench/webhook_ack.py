@@ -2,7 +2,7 @@
 """Webhook acknowledgement against a bare endpoint, under the same gunicorn config.
 
 Two gunicorn servers on loopback with identical settings: minbump's
-``bot.web:create_app()`` (signature check, dedupe, durable SQLite enqueue,
+``bot.service.wsgi:create_app()`` (signature check, dedupe, durable SQLite enqueue,
 then 202) and ``bench/bare_app.py`` (a bare Flask endpoint that answers 202).
 The same load generator (wrk when installed, else the threaded Python one in
 bench/loadgen.py) sends signed ``pull_request`` deliveries to each in short
@@ -204,7 +204,7 @@ def stop_all(servers: list[Server]) -> None:
 def measure(requests: int, pairs: int, connections: int, engine: str, seconds: float = 3.0,
             close: bool = False) -> dict:
     bodies = loadgen.make_bodies(SECRET)
-    have_web = c.have_module("bot/web.py")
+    have_web = c.have_module("bot/service/wsgi.py")
     with contextlib.ExitStack() as stack:
         data = Path(tempfile.mkdtemp(prefix="webhook-ack-", dir=c.OUT if c.OUT.exists() else None))
         stack.callback(shutil.rmtree, data, True)
@@ -219,9 +219,9 @@ def measure(requests: int, pairs: int, connections: int, engine: str, seconds: f
         bare = Server("bare_app:create_app()", env, c.BENCH, "bare")
         servers.append(bare)
         if have_web:
-            web = Server("bot.web:create_app()", env, c.ROOT if c.MODE == "dev" else c.run_cwd(), "minbump")
+            web = Server("bot.service.wsgi:create_app()", env, c.ROOT if c.MODE == "dev" else c.run_cwd(), "minbump")
         else:
-            web = Server("bare_app:create_app()", env, c.BENCH, "bare (bot/web.py pending)")
+            web = Server("bare_app:create_app()", env, c.BENCH, "bare (bot/service/wsgi.py pending)")
         servers.append(web)
         bare.wait_ready(*bodies[0])
         web.wait_ready(*bodies[0])
@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"p99 ack: minbump {r['web_p99']:.1f} ms (worst round {r['web_p99_max']:.1f} ms, p50 {r['web_p50']:.1f} ms); "
           f"bare {r['bare_p99']:.1f} ms")
     if not r["have_web"]:
-        print(f"ratio webhook/bare throughput: pending (bot/web.py does not exist yet; bare/bare = {r['ratio']:.2f})")
+        print(f"ratio webhook/bare throughput: pending (bot/service/wsgi.py does not exist yet; bare/bare = {r['ratio']:.2f})")
         return 0
     ok = r["ratio"] >= RATIO_TARGET and r["web_p99"] < P99_TARGET_MS
     print(f"ratio webhook/bare throughput: {r['ratio']:.2f} (median of {args.pairs} alternating pairs; "

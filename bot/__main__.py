@@ -1,5 +1,5 @@
 """`python -m bot`: the same as the `minbump` console script."""
 
-from .entry import main
+from bot.cli.entry import main
 
 main()

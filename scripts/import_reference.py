@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bot.importers import dump_policy_yaml  # noqa: E402  (needs the repo root on sys.path)
+from bot.data.importers import dump_policy_yaml  # noqa: E402  (needs the repo root on sys.path)
 
 COMPONENTS = ("libvirt", "qemu")
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from tests.gitrepo import GitRepo
+from tests.support.gitrepo import GitRepo
 
 
 @pytest.fixture(autouse=True)
@@ -24,4 +24,4 @@ def pytest_configure(config):
     os.environ.setdefault("GIT_CONFIG_NOSYSTEM", "1")
 
 # --- webhook service (issue 4): the shared fake GitHub fixture ---
-from tests.fakegithub import fake_github  # noqa: E402,F401
+from tests.support.fakegithub import fake_github  # noqa: E402,F401

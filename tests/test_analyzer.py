@@ -7,9 +7,9 @@ from datetime import date
 
 import pytest
 
-from bot.dryrun import NotConfigured, run_refs
+from bot.git.gather import NotConfigured, run_refs
 from bot.errors import ConfigError, MinbumpError
-from tests.nova import CONFIG, driver
+from tests.support.nova import CONFIG, driver
 
 DRV = "nova/virt/libvirt/driver.py"
 
@@ -148,7 +148,7 @@ def test_per_arch_raise_only_hits_that_arch(repo):
     assert r.effective == [{"component": "libvirt", "scope": {"arch": "s390x", "hypervisor": None},
                             "old": "3.0.0", "new": "5.0.0"}]
     assert r.impacted, "a raise to 5.0.0 on s390x drops something"
-    from bot.matrix import default_matrix
+    from bot.data.matrix import default_matrix
 
     m = default_matrix()
     for d in r.impacted:

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from bot.cli import main
-from tests.nova import CONFIG, driver
+from tests.support.nova import CONFIG, driver
 
 DRV = "nova/virt/libvirt/driver.py"
 

@@ -9,8 +9,8 @@ import sys
 import click
 import pytest
 
-from bot.entry import DRY_RUN_OPTIONS, parse_dry_run
-from tests.nova import CONFIG, driver
+from bot.cli.entry import DRY_RUN_OPTIONS, parse_dry_run
+from tests.support.nova import CONFIG, driver
 
 
 def test_fast_table_matches_click_options():

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from bot.errors import MinbumpError
-from bot.github import (
+from bot.service.github import (
     COMMENT_LIMIT,
     MARKER,
     Clients,
@@ -21,7 +21,7 @@ from bot.github import (
     comment_body,
     previous_verdict,
 )
-from tests.gitrepo import GitRepo
+from tests.support.gitrepo import GitRepo
 
 REPO = "octo/r"
 
@@ -173,7 +173,7 @@ def test_bad_token_is_a_clear_error(fake_github):
 
 def test_primary_rate_limit_reset_becomes_retry_delay(fake_github, hosted):
     """A 403 with X-RateLimit-Remaining: 0 is transient with the reset time as delay."""
-    from bot.github import _retry_after
+    from bot.service.github import _retry_after
 
     reset = time.time() + 30
     assert 29 <= _retry_after({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(reset))}) <= 32
@@ -213,7 +213,7 @@ def test_annotations_only_on_changed_constant_lines():
 # --- write pacing ---------------------------------------------------------------------------------
 
 def test_write_pacer_allows_a_small_burst_then_spaces_writes():
-    from bot.github import WritePacer
+    from bot.service.github import WritePacer
 
     now = [100.0]
     pacer = WritePacer(1.0, burst=2, clock=lambda: now[0])

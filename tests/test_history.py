@@ -13,10 +13,10 @@ from datetime import timedelta
 import pytest
 import yaml
 
-from bot.calendar import shipped
-from bot.dryrun import run_refs
-from bot.paths import policy_dir
-from tests.nova import CONFIG, driver
+from bot.data.calendar import shipped
+from bot.git.gather import run_refs
+from bot.data.paths import policy_dir
+from tests.support.nova import CONFIG, driver
 
 DRV = "nova/virt/libvirt/driver.py"
 
@@ -35,7 +35,7 @@ def _source(row):
 
 @pytest.fixture(scope="module")
 def history(tmp_path_factory):
-    from tests.gitrepo import GitRepo
+    from tests.support.gitrepo import GitRepo
 
     facts = yaml.safe_load((policy_dir() / "facts" / "openstack.yaml").read_text())
     table = facts["nova_min_versions"]["table"]

@@ -11,11 +11,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from bot import cli_matrix
+from bot.cli import matrix as cli_matrix
 from bot.errors import MinbumpError
-from bot.importers import (dump_policy_yaml, fetch_json, import_endoflife, import_repology, leading_comments,
+from bot.data.importers import (dump_policy_yaml, fetch_json, import_endoflife, import_repology, leading_comments,
                            load_json_file, parse_endoflife, parse_repology, read_matrix_yaml, repology_platform)
-from bot.version import Version
+from bot.core.version import Version
 
 ROOT = Path(__file__).resolve().parent.parent
 FIX = ROOT / "fixtures"
@@ -211,7 +211,7 @@ def test_import_cli_is_a_dry_run_unless_told(tmp_path):
     # only the touched lines changed: the rest of the file reads the same
     changed = set(after.splitlines()) - set(before.splitlines())
     assert len(changed) < 25
-    from bot.schema import validate_file
+    from bot.data.schema import validate_file
 
     assert validate_file(target) == []
 

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from bot.github import MARKER
-from tests.fakegithub import (
+from bot.service.github import MARKER
+from tests.support.fakegithub import (
     NOVA_DRIVER,
     SECRET,
     FakeGitHub,
@@ -22,7 +22,7 @@ from tests.fakegithub import (
     fast_env,
     nova_repo,
 )
-from tests.nova import CONFIG, driver
+from tests.support.nova import CONFIG, driver
 
 REPO = "octo/nova"
 PR = 17
@@ -141,7 +141,7 @@ def test_unwatched_change_gets_status_but_no_comment(tmp_path, fake_github, toke
 
 
 def test_repository_without_config_gets_a_neutral_status(tmp_path, fake_github, token_env):
-    from tests.gitrepo import GitRepo
+    from tests.support.gitrepo import GitRepo
 
     work = GitRepo(tmp_path / "plain")
     work.commit({NOVA_DRIVER: driver("(1, 2, 1)", "(1, 2, 1)")}, date="2016-09-01T10:00:00+00:00")
@@ -439,7 +439,7 @@ def test_accepted_delivery_survives_a_killed_web_process(tmp_path, fake_github, 
 
     import requests
 
-    from tests.fakegithub import payload_for, webhook_headers
+    from tests.support.fakegithub import payload_for, webhook_headers
 
     _, _, head = nova
     port = _free_port()
@@ -494,7 +494,7 @@ def test_minbump_serve_process_accepts_and_runs_then_stops_on_sigterm(tmp_path, 
 
     import requests
 
-    from tests.fakegithub import payload_for, webhook_headers
+    from tests.support.fakegithub import payload_for, webhook_headers
 
     _, _, head = nova
     port = _free_port()
@@ -527,7 +527,7 @@ def test_minbump_serve_process_accepts_and_runs_then_stops_on_sigterm(tmp_path, 
 
 def test_serve_with_embedded_worker_processes_jobs(tmp_path, fake_github, nova, token_env):
     """`minbump serve`'s code path: app + embedded worker thread in one process."""
-    from bot.web import create_app
+    from bot.service.wsgi import create_app
 
     _, _, head = nova
     app = create_app({**token_env, "embedded_worker": True})
@@ -551,7 +551,7 @@ def test_serve_with_embedded_worker_processes_jobs(tmp_path, fake_github, nova, 
 def test_previous_release_tag_pushed_later_is_fetched_and_used(tmp_path, fake_github, token_env, caplog):
     """A warm job skips the tags; when its report needs the previous release's tag and the cache
     lacks it (tagged upstream after the cache's last tag fetch), it fetches the tags and analyses again."""
-    from tests.gitrepo import GitRepo
+    from tests.support.gitrepo import GitRepo
 
     work = GitRepo(tmp_path / "late")
     base = work.commit({NOVA_DRIVER: driver("(1, 2, 1)", "(1, 2, 1)"), ".github/minbump.yml": CONFIG},
@@ -594,7 +594,7 @@ def test_previous_release_tag_pushed_later_is_fetched_and_used(tmp_path, fake_gi
 
 def test_embedded_worker_starts_a_job_promptly_after_submit(tmp_path, fake_github, nova, token_env):
     """`minbump serve`: a submit wakes the idle worker thread; the poll (60 s here) is only a fallback."""
-    from bot.serve import build_app
+    from bot.service.run import build_app
 
     work, _, head = nova
     app = build_app({**token_env}, worker=True, threads=2, poll=60.0)
@@ -619,7 +619,7 @@ def test_embedded_worker_starts_a_job_promptly_after_submit(tmp_path, fake_githu
 
 
 def test_wakeable_stop_loses_no_wake_and_wakes_every_idle_thread():
-    from bot.serve import WakeableStop
+    from bot.service.run import WakeableStop
 
     stop = WakeableStop()
     stop.mark()

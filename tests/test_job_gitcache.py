@@ -8,8 +8,8 @@ import subprocess
 import pytest
 
 from bot.errors import MinbumpError
-from bot.gitcache import GitCache, GitFetchError, check_clone_url, missing_tags, valid_branch
-from tests.gitrepo import GitRepo
+from bot.git.cache import GitCache, GitFetchError, check_clone_url, missing_tags, valid_branch
+from tests.support.gitrepo import GitRepo
 
 REPO = "octo/lib"
 

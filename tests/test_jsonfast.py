@@ -1,4 +1,4 @@
-"""bot.jsonfast: orjson and the standard-library fallback accept, reject and produce the same JSON."""
+"""bot.service.jsonfast: orjson and the standard-library fallback accept, reject and produce the same JSON."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from bot import jsonfast
-from bot.web import BadPayload, _parse
-from tests.fakegithub import load_payload
+from bot.service import jsonfast
+from bot.service.wsgi import BadPayload, _parse
+from tests.support.fakegithub import load_payload
 
 GOOD = [b'{"a": 1, "b": [true, null, 2.5, "\\u00e9"]}', '{"x": "caf\u00e9"}', b"[]", b'"s"']
 BAD = [b"{", b'{"a": 1,}', b"\xff\xfe{}", b"NaN", b"", b'{"a": "\xc3"}']

@@ -17,10 +17,10 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from bot import cli_matrix
+from bot.cli import matrix as cli_matrix
 from bot.errors import MinbumpError
-from bot.matrix import (Matrix, apply_override, default_matrix, freshness_warning, from_raw, load_raw,
-                        with_overrides)
+from bot.core.matrix import Matrix, apply_override, freshness_warning, from_raw
+from bot.data.matrix import default_matrix, load_raw, with_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -95,8 +95,8 @@ def test_what_if_0_10_2_on_mitaka_day_names_precise_and_wheezy_with_mitigations(
 
 
 def test_what_if_matches_impact_dropped():
-    from bot.impact import dropped
-    from bot.version import Version
+    from bot.core.impact import dropped
+    from bot.core.version import Version
 
     data = cli_matrix.what_if_data(default_matrix(), "qemu", "6.2.0", date(2025, 4, 2), "extended", "s390x", None)
     want = [i.to_dict() for i in dropped(default_matrix(), "qemu", None, Version.parse("6.2.0"),
@@ -180,7 +180,7 @@ def test_show_rule_extended_counts_esm():
 # ------------------------------------------------------------ overrides ---
 
 def test_apply_override_adds_replaces_and_scopes_out(override):
-    from bot.cache import parse_yaml
+    from bot.data.yamlcache import parse_yaml
 
     base = default_matrix()
     m = apply_override(base, parse_yaml(override.read_text(), "x"), str(override))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.extract import IntValue, Ref, scan_source
-from bot.version import Version
+from bot.core.extract import IntValue, Ref, scan_source
+from bot.core.version import Version
 
 parts = st.lists(st.integers(min_value=0, max_value=10_000), min_size=1, max_size=5)
 

@@ -15,9 +15,9 @@ import pytest
 import redis
 
 from bot.errors import MinbumpError
-from bot.queue import JobSpec, PermanentFailure, RetryLater, get_backend
-from bot.redisq import RedisBackend, RedisSettings
-from tests.redis_server import RedisServer, free_port, probe_handler, redis_env, redis_server  # noqa: F401
+from bot.service.queue import JobSpec, PermanentFailure, RetryLater, get_backend
+from bot.service.queue.redis import RedisBackend, RedisSettings
+from tests.support.redis_server import RedisServer, free_port, probe_handler, redis_env, redis_server  # noqa: F401
 
 
 def spec(delivery: str, pr: int = 1, sha: str = "a" * 40, repo: str = "octo/nova") -> JobSpec:

@@ -25,9 +25,9 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 from werkzeug.serving import make_server
 
-from bot.github import MARKER
-from bot.redisq import RedisBackend
-from tests.fakegithub import (
+from bot.service.github import MARKER
+from bot.service.queue.redis import RedisBackend
+from tests.support.fakegithub import (
     NOVA_DRIVER,
     SECRET,
     FakeGitHub,
@@ -36,9 +36,9 @@ from tests.fakegithub import (
     payload_for,
     webhook_headers,
 )
-from tests.gitrepo import GitRepo
-from tests.nova import CONFIG, driver
-from tests.redis_server import RedisServer, own_redis_server, redis_env, redis_server, stop_process  # noqa: F401
+from tests.support.gitrepo import GitRepo
+from tests.support.nova import CONFIG, driver
+from tests.support.redis_server import RedisServer, own_redis_server, redis_env, redis_server, stop_process  # noqa: F401
 
 REPO = "octo/nova"
 BOT = "minbump-bot"
@@ -75,10 +75,10 @@ def nova_prs(tmp_path_factory: pytest.TempPathFactory) -> tuple[GitRepo, dict[in
 
 
 class Web:
-    """``bot.web.create_app`` in Redis mode behind werkzeug's threaded HTTP server."""
+    """``bot.service.wsgi.create_app`` in Redis mode behind werkzeug's threaded HTTP server."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        from bot.web import create_app
+        from bot.service.wsgi import create_app
 
         self.app = create_app(dict(env))
         self.server = make_server("127.0.0.1", 0, self.app, threaded=True)

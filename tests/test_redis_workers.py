@@ -1,6 +1,6 @@
 """Worker processes against a real redis-server: a SIGKILLed worker loses nothing, Redis restarts.
 
-Probe workers (``python -m tests.redis_server worker``) exercise the queue
+Probe workers (``python -m tests.support.redis_server worker``) exercise the queue
 machinery alone; the end-to-end burst through the real job and the fake
 GitHub is in test_redis_e2e.py.
 """
@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from bot.redisq import RedisBackend
-from tests.redis_server import (  # noqa: F401
+from bot.service.queue.redis import RedisBackend
+from tests.support.redis_server import (  # noqa: F401
     REPO_ROOT,
     RedisServer,
     own_redis_server,
@@ -141,7 +141,7 @@ def test_worker_started_while_redis_is_down_waits_for_it(own_redis_server: Redis
 
 
 def test_sigterm_while_waiting_for_redis_exits_cleanly(tmp_path: Path) -> None:
-    from tests.redis_server import free_port
+    from tests.support.redis_server import free_port
 
     env = redis_env(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
     log = tmp_path / "worker.log"

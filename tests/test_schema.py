@@ -9,9 +9,9 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from bot import cli_matrix
+from bot.cli import matrix as cli_matrix
 from bot.errors import MinbumpError
-from bot.schema import KINDS, Error, infer_kind, line_of, load_schema, policy_files, validate_data, validate_file
+from bot.data.schema import KINDS, Error, infer_kind, line_of, load_schema, policy_files, validate_data, validate_file
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = ROOT / "policy"
@@ -190,8 +190,8 @@ def test_validate_command_kind_override(tmp_path):
 
 
 def test_config_module_uses_the_schema(tmp_path):
-    """The lead's bot.config reports schema errors through bot.schema.validate_data."""
-    from bot.config import from_text
+    """The lead's bot.data.config reports schema errors through bot.data.schema.validate_data."""
+    from bot.data.config import from_text
     from bot.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"minbump.yml:2: support: 'sometimes' is not one of"):

@@ -13,8 +13,8 @@ import time
 import pytest
 
 from bot.errors import MinbumpError
-from bot.queue import JobSpec, PermanentFailure, RetryLater, RetryPolicy, get_backend
-from bot.sqlitequeue import SQLiteBackend
+from bot.service.queue import JobSpec, PermanentFailure, RetryLater, RetryPolicy, get_backend
+from bot.service.queue.sqlite import SQLiteBackend
 
 SHA_A = "a" * 40
 SHA_B = "b" * 40
@@ -345,7 +345,7 @@ def test_store_failure_fails_every_waiting_submit_and_marks_nothing_seen(tmp_pat
 
 
 def test_expired_deliveries_are_pruned_at_most_once_a_minute_with_the_index(be):
-    import bot.sqlitequeue as sq
+    import bot.service.queue.sqlite as sq
 
     db = be._conn()
     plan = " ".join(str(r[-1]) for r in db.execute(
@@ -483,7 +483,7 @@ def test_forked_child_opens_its_own_connection_and_lock(tmp_path):
 
 
 def test_wal_is_checkpointed_off_the_request_path(tmp_path, monkeypatch):
-    import bot.sqlitequeue as sq
+    import bot.service.queue.sqlite as sq
 
     monkeypatch.setattr(sq, "CHECKPOINT_EVERY", 5)
     be = SQLiteBackend(tmp_path / "state.sqlite3")
@@ -501,7 +501,7 @@ def test_wal_is_checkpointed_off_the_request_path(tmp_path, monkeypatch):
 def test_the_wal_is_reset_under_sustained_submits(tmp_path, monkeypatch):
     """Submits that never pause must not grow the WAL without bound (a checkpoint that runs
     beside writers never catches up with them, so SQLite would never start the WAL afresh)."""
-    import bot.sqlitequeue as sq
+    import bot.service.queue.sqlite as sq
 
     monkeypatch.setattr(sq, "CHECKPOINT_EVERY", 40)
     monkeypatch.setattr(sq, "WAL_RESET_FRAMES", 400)

@@ -14,9 +14,9 @@ import threading
 
 import pytest
 
-from bot.sqlitequeue import SQLiteBackend
-from bot.web import create_app
-from tests.fakegithub import SECRET, load_payload, sign, webhook_headers
+from bot.service.queue.sqlite import SQLiteBackend
+from bot.service.wsgi import create_app
+from tests.support.fakegithub import SECRET, load_payload, sign, webhook_headers
 
 HEAD = "2b2f8a8a2f1c9e7d3b6a5c4d3e2f1a0b9c8d7e6f"
 
@@ -328,7 +328,7 @@ def test_gunicorn_refuses_to_start_without_secret(tmp_path):
     env["MINBUMP_DATA_DIR"] = str(tmp_path)
     gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
     res = subprocess.run([gunicorn, "--worker-class", "gthread", "--preload", "--bind", "127.0.0.1:0",
-                          "bot.web:create_app()"], env=env, capture_output=True, text=True, timeout=30)
+                          "bot.service.wsgi:create_app()"], env=env, capture_output=True, text=True, timeout=30)
     assert res.returncode != 0
     assert "minbump: WEBHOOK_SECRET is not set" in res.stderr
     assert "Traceback" not in res.stderr

@@ -1,0 +1,49 @@
+"""The analysis settings of a repository: what to watch, how to classify, how strict to be.
+
+Loaded by bot.data.config from `.github/minbump.yml` on the base branch (a
+pull request must not loosen its own check), merged over an optional preset.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+from bot.core.records import Record, factory
+
+CONFIG_PATH = ".github/minbump.yml"
+RULES = ("fail", "warn", "pass")
+
+DEFAULT_STRICTNESS = {
+    "unwarned_drop": "fail",   # a still-supported platform dropped with no warning released first
+    "warned_drop": "warn",     # dropped after a release that warned
+    "minor_drop": "warn",      # an old minor release dropped; a newer minor of it is fine
+    "unknown": "warn",         # a still-supported platform whose shipped version is unknown
+    "low_confidence": "warn",  # the verdict rests on a low-confidence fact
+}
+DEFAULT_COMPONENTS = {"LIBVIRT": "libvirt", "QEMU": "qemu"}
+DEFAULT_HYPERVISORS = {"PARALLELS": "parallels", "VIRTUOZZO": "virtuozzo", "LXC": "lxc", "XEN": "xen"}
+KNOWN_KEYS = {"preset", "watch", "calendar", "support", "int_encoding", "components", "hypervisors",
+              "constants", "strictness", "matrix", "max_data_age_days", "policy_files", "description"}
+
+
+class Config(Record):
+    watch: list[str]
+    calendar: Any = None
+    support: str = "standard"
+    int_base: int = 1000
+    int_width: int = 3
+    components: dict[str, str] = factory(lambda: dict(DEFAULT_COMPONENTS))
+    hypervisors: dict[str, str] = factory(lambda: dict(DEFAULT_HYPERVISORS))
+    constants: dict[str, dict] = dict
+    strictness: dict[str, str] = factory(lambda: dict(DEFAULT_STRICTNESS))
+    matrix: list[str] = list
+    policy_files: list[str] = list
+    max_data_age_days: int = 365
+    preset: str | None = None
+    origin: str = "defaults"
+
+    def watched_paths(self) -> list[str]:
+        """Paths whose change makes a PR relevant: the watched globs, the config and policy files."""
+        return list(self.watch) + [CONFIG_PATH] + list(self.matrix) + list(self.policy_files)

@@ -1,0 +1,153 @@
+"""The local edge: gather the analyzer's inputs from two refs of a clone, read-only.
+
+The webhook job calls the same `run_refs` on its cached bare clone, so the
+bot and `minbump dry-run` give the same answer for the same commits.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+
+from bot.core import calendar as calendars
+from bot.data import calendar as shipped_calendars
+from bot.data import config as configs
+from bot.core.analysis import Inputs, analyze, plan
+from bot.data.yamlcache import cached_yaml
+from bot.core.config import CONFIG_PATH, Config
+from bot.errors import ConfigError, MinbumpError
+from bot.core.extract import MAX_SOURCE
+from bot.git.read import GitRepo, glob_match
+from bot.core.matrix import Matrix, apply_override
+from bot.data.matrix import default_matrix, with_overrides
+from bot.core.report import Report
+
+
+class NotConfigured(MinbumpError):
+    """The repository has no config at base and none was given: nothing to check."""
+
+
+def load_config(g: GitRepo, base_sha: str, base_ref: str, config_path: str | None,
+                preset: str | None) -> Config:
+    if config_path:
+        return configs.from_file(config_path)
+    if preset:
+        return configs.from_preset(preset)
+    data = g.read(base_sha, CONFIG_PATH)
+    if data is None:
+        raise NotConfigured(f"no {CONFIG_PATH} at base {base_ref} ({base_sha[:12]}); "
+                            "pass --config FILE or --preset NAME")
+    return configs.from_text(data, f"{CONFIG_PATH}@{base_sha[:12]}")
+
+
+def load_matrix(g: GitRepo, base_sha: str, cfg: Config, extra: list[str] | None = None) -> Matrix:
+    """The shipped matrix plus the repository's own files, read from the base branch."""
+    matrix = default_matrix()
+    for rel in cfg.matrix:
+        data = g.read(base_sha, rel)
+        if data is None:
+            raise ConfigError(f"{cfg.origin}: matrix: {rel} does not exist at base {base_sha[:12]}")
+        raw = cached_yaml(data, f"{rel}@base", "matrix-override")
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{rel}: a matrix override must be a mapping with 'platforms' or 'out_of_scope'")
+        matrix = apply_override(matrix, raw, f"{rel}@{base_sha[:12]}")
+    return with_overrides(extra or (), matrix)
+
+
+def load_calendar(g: GitRepo, base_sha: str, cfg: Config) -> calendars.Calendar | None:
+    cal = cfg.calendar
+    if isinstance(cal, str):
+        return shipped_calendars.shipped(cal)
+    if isinstance(cal, dict) and cal.get("path"):
+        data = g.read(base_sha, cal["path"])
+        if data is None:
+            raise ConfigError(f"{cfg.origin}: calendar.path: {cal['path']} does not exist at base")
+        return calendars.from_data(cached_yaml(data, cal["path"], "calendar") or {}, cal["path"])
+    pattern = cal.get("from_tags") if isinstance(cal, dict) else None
+    return calendars.from_tags(g.tags(), pattern if isinstance(pattern, str) else None)
+
+
+def _changes(g: GitRepo, base_sha: str, head_sha: str, cfg: Config) -> list[tuple[str, str, str | None]]:
+    """(status, path, old path) of the watched and policy files that differ between base and head.
+
+    Compares tree entries through the batch reader; `git diff -M` runs only
+    when a watched file disappeared, since only then can a rename be involved.
+    """
+    every = cfg.watched_paths()
+    policy = every[len(cfg.watch):]
+
+    def relevant(c: tuple[str, str, str | None]) -> bool:
+        return any(glob_match(p, c[1]) or (c[2] is not None and glob_match(p, c[2])) for p in every)
+
+    if any(ch in p for p in policy for ch in "*?["):
+        return [c for c in g.changed(base_sha, head_sha) if relevant(c)]
+    before = {e.path: e.sha for e in g.files(base_sha, cfg.watch)}
+    after = {e.path: e.sha for e in g.files(head_sha, cfg.watch)}
+    if set(before) - set(after):
+        return [c for c in g.changed(base_sha, head_sha) if relevant(c)]
+    out: list[tuple[str, str, str | None]] = [
+        ("M" if path in before else "A", path, None) for path, sha in sorted(after.items()) if before.get(path) != sha]
+    for path in policy:
+        old, new = g.object(f"{base_sha}:{path}"), g.object(f"{head_sha}:{path}")
+        if (old and old[0]) != (new and new[0]):
+            out.append(("A" if old is None else "D" if new is None else "M", path, None))
+    return out
+
+
+def run_refs(repo_path: str | Path, base: str, head: str, *, config_path: str | None = None,
+             preset: str | None = None, as_of: date | None = None, today: date | None = None,
+             matrix_files: list[str] | None = None, config_ref: str | None = None) -> Report:
+    """Analyse `base..head` of a local clone (bare or not); see docs/DESIGN.md.
+
+    `config_ref` is where `.github/minbump.yml` and the repository's matrix
+    files are read (default: `base`); the bot passes the base branch's tip
+    while diffing from the merge base.
+    """
+    with GitRepo(repo_path) as g:
+        base_sha, head_sha = g.resolve(base), g.resolve(head)
+        policy_sha = g.resolve(config_ref) if config_ref else base_sha
+        cfg = load_config(g, policy_sha, config_ref or base, config_path, preset)
+        patterns = cfg.watch
+        policy = cfg.watched_paths()[len(cfg.watch):]
+        relevant = _changes(g, base_sha, head_sha, cfg)
+        matrix = load_matrix(g, policy_sha, cfg, matrix_files)
+        calendar = load_calendar(g, policy_sha, cfg)
+        head_date = g.commit(head_sha).committed.date()
+        inputs = Inputs(config=cfg, matrix=matrix, calendar=calendar, base_sha=base_sha, head_sha=head_sha,
+                        head_date=head_date, base_files={}, head_files={}, changed=relevant, as_of=as_of,
+                        today=today,
+                        config_changed_at_head=any(c[1] in policy or c[2] in policy for c in relevant))
+        if not any(any(glob_match(p, c[1]) or (c[2] and glob_match(p, c[2])) for p in patterns)
+                   for c in relevant):
+            return analyze(inputs)  # no watched source changed: a neutral report, nothing read
+        blobs: dict[str, bytes] = {}
+
+        def read_all(sha: str, extra_paths: list[str] = ()) -> dict[str, bytes]:
+            out = {}
+            for e in g.files(sha, patterns):
+                if e.sha not in blobs:
+                    blobs[e.sha] = g.blob(e.sha, e.path, limit=MAX_SOURCE)
+                out[e.path] = blobs[e.sha]
+            for path in extra_paths:
+                if path not in out:
+                    data = g.read(sha, path)
+                    if data is not None:
+                        out[path] = data
+            return out
+
+        # A watched file renamed out of the watched globs is still followed.
+        followed = [c[1] for c in relevant if c[0] == "R" and not any(glob_match(p, c[1]) for p in patterns)]
+        inputs.base_files = read_all(base_sha)
+        inputs.head_files = read_all(head_sha, followed)
+        _target, previous = plan(calendar, head_date)
+        if previous is not None:
+            tag_sha = g.tag_commit(previous.tag)
+            if tag_sha is None:
+                inputs.previous_missing = (f"tag {previous.tag} ({previous.name}) is not in the repository; "
+                                           "fetch tags to check the warning")
+            else:
+                inputs.previous_files = read_all(tag_sha)
+        return analyze(inputs)

@@ -1,0 +1,339 @@
+"""Read-only access to git objects, without a work tree.
+
+One long-lived `git cat-file --batch` process answers every object lookup
+(refs, commits, trees, blobs at `<rev>:<path>`), so a dry-run costs a handful
+of process starts however many files it reads. Nothing here checks out,
+writes to the repository, or runs code from it.
+"""
+
+from __future__ import annotations
+
+
+import fnmatch
+import os
+import re
+import subprocess
+from datetime import datetime, timedelta, timezone
+
+from bot.errors import MinbumpError
+from bot.core.records import Record
+
+_SAFE_REF = re.compile(r"^[^\s\x00-\x1f~^:?*\[\\]+$|^[0-9a-fA-F]{4,40}$")
+
+
+class Oversized(bytes):
+    """Stands in for a blob too large to read; `size` says how large it was."""
+
+    size: int
+
+    def __new__(cls, size: int) -> "Oversized":
+        obj = super().__new__(cls, b"")
+        obj.size = size
+        return obj
+
+
+class Commit(Record):
+    sha: str
+    tree: str
+    committed: datetime
+    parents: tuple[str, ...]
+
+
+class Entry(Record):
+    path: str
+    mode: str
+    sha: str
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    env["GIT_OPTIONAL_LOCKS"] = "0"  # a read must not take or leave locks
+    env["LC_ALL"] = "C"
+    return env
+
+
+def _check_ref(ref: str) -> None:
+    if not ref or ref.startswith("-") or "\n" in ref or not _SAFE_REF.match(ref.split("@{")[0] or "x"):
+        raise MinbumpError(f"not a valid ref: {ref!r}")
+
+
+class GitRepo:
+    """A repository opened for reading; use as a context manager to stop the batch process."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = os.fspath(path)
+        if not os.path.exists(self.path):
+            raise MinbumpError(f"{self.path}: no such directory")
+        self._env = _env()
+        self._proc: subprocess.Popen | None = None
+        self._commits: dict[str, Commit] = {}
+        self._trees: dict[str, list[tuple[str, str, str]]] = {}
+        self._batch()  # also tells whether this is a repository at all, without a process of its own
+
+    # ------------------------------------------------------------ plumbing
+    def _batch(self) -> subprocess.Popen:
+        if self._proc is None:
+            try:
+                self._proc = subprocess.Popen(
+                    ["git", "-C", self.path, "cat-file", "--batch"],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    env=self._env,
+                )
+            except FileNotFoundError:
+                raise MinbumpError("git is not installed") from None
+            # git checks the repository before reading stdin: an empty probe line
+            # answers "missing" in a repository, while outside one git exits.
+            assert self._proc.stdin and self._proc.stdout
+            try:
+                self._proc.stdin.write(b"\n")
+                self._proc.stdin.flush()
+            except BrokenPipeError:
+                pass
+            if not self._proc.stdout.readline():
+                err = self._proc.stderr.read().decode("utf-8", "replace") if self._proc.stderr else ""
+                self._proc.wait()
+                self._proc = None
+                if "not a git repository" in err:
+                    raise MinbumpError(f"{self.path}: not a git repository")
+                raise MinbumpError(f"{self.path}: git cannot read it: {err.strip().splitlines()[-1] if err.strip() else 'unknown error'}")
+        return self._proc
+
+    def close(self) -> None:
+        if self._proc is not None:
+            try:
+                self._proc.stdin.close()  # type: ignore[union-attr]
+                self._proc.wait()  # git exits at EOF; a timeout here would poll with sleeps
+            except Exception:
+                self._proc.kill()
+            self._proc = None
+
+    def __enter__(self) -> "GitRepo":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def object(self, spec: str, limit: int | None = None) -> tuple[str, str, bytes] | None:
+        """(sha, type, content) of `spec` (`rev`, `rev:path`), or None when it does not exist.
+
+        Content over `limit` bytes is drained from the pipe unread and returned
+        as an `Oversized` placeholder, so a huge file costs no memory.
+        """
+        if "\n" in spec:
+            return None
+        proc = self._batch()
+        assert proc.stdin and proc.stdout
+        proc.stdin.write(spec.encode() + b"\n")
+        proc.stdin.flush()
+        header = proc.stdout.readline()
+        if not header:
+            raise MinbumpError(f"{self.path}: git cat-file stopped unexpectedly")
+        parts = header.split()
+        if len(parts) == 2 and parts[1] in (b"missing", b"ambiguous"):
+            return None
+        sha, kind, size = parts[0].decode(), parts[1].decode(), int(parts[2])
+        if limit is not None and size > limit:
+            left = size
+            while left:
+                left -= len(proc.stdout.read(min(left, 1 << 20)))
+            proc.stdout.read(1)
+            return sha, kind, Oversized(size)
+        data = proc.stdout.read(size)
+        proc.stdout.read(1)  # trailing newline
+        return sha, kind, data
+
+    def run(self, *args: str) -> str:
+        out = subprocess.run(["git", "-C", self.path, *args], capture_output=True,
+                             env=self._env, timeout=120)
+        if out.returncode != 0:
+            msg = out.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise MinbumpError(f"git {args[0]} failed: {msg[-1] if msg else 'exit ' + str(out.returncode)}")
+        return out.stdout.decode("utf-8", "replace")
+
+    # -------------------------------------------------------------- objects
+    def resolve(self, ref: str) -> str:
+        """The commit sha a ref names; a one-line error for an unknown ref."""
+        _check_ref(ref)
+        obj = self.object(f"{ref}^{{commit}}")
+        if obj is None:
+            raise MinbumpError(f"unknown ref {ref!r} in {self.path}")
+        return obj[0]
+
+    def try_resolve(self, ref: str) -> str | None:
+        try:
+            return self.resolve(ref)
+        except MinbumpError:
+            return None
+
+    def commit(self, sha: str) -> Commit:
+        if sha in self._commits:
+            return self._commits[sha]
+        obj = self.object(sha)
+        if obj is None or obj[1] != "commit":
+            raise MinbumpError(f"{sha}: not a commit")
+        tree, parents, when = "", [], datetime.fromtimestamp(0, timezone.utc)
+        for line in obj[2].split(b"\n\n", 1)[0].decode("utf-8", "replace").splitlines():
+            key, _, rest = line.partition(" ")
+            if key == "tree":
+                tree = rest
+            elif key == "parent":
+                parents.append(rest)
+            elif key == "committer":
+                m = re.search(r"(\d+) ([+-]\d{4})$", rest)
+                if m:
+                    off = int(m.group(2))
+                    sign = 1 if off >= 0 else -1
+                    off = abs(off)
+                    tz = timezone(sign * timedelta(hours=off // 100, minutes=off % 100))
+                    when = datetime.fromtimestamp(int(m.group(1)), tz)
+        c = Commit(obj[0], tree, when, tuple(parents))
+        self._commits[sha] = c
+        return c
+
+    def _tree(self, sha: str) -> list[tuple[str, str, str]]:
+        if sha in self._trees:
+            return self._trees[sha]
+        obj = self.object(sha)
+        entries: list[tuple[str, str, str]] = []
+        if obj is not None and obj[1] == "tree":
+            data, i = obj[2], 0
+            while i < len(data):
+                sp = data.index(b" ", i)
+                nul = data.index(b"\0", sp)
+                mode = data[i:sp].decode()
+                name = data[sp + 1:nul].decode("utf-8", "surrogateescape")
+                entries.append((mode, name, data[nul + 1:nul + 21].hex()))
+                i = nul + 21
+        self._trees[sha] = entries
+        return entries
+
+    def files(self, commit_sha: str, patterns: list[str]) -> list[Entry]:
+        """Blobs at a commit whose paths match any glob (`*` stays in a folder, `**` crosses them)."""
+        root = self.commit(commit_sha).tree
+        out: list[Entry] = []
+        # Walk only the folders a pattern can reach.
+        prefixes = {_static_prefix(p) for p in patterns}
+        for prefix in sorted(prefixes):
+            tree = root
+            ok = True
+            for part in [x for x in prefix.split("/") if x]:
+                hit = [e for e in self._tree(tree) if e[1] == part and e[0] == "40000"]
+                if not hit:
+                    ok = False
+                    break
+                tree = hit[0][2]
+            if ok:
+                self._walk(tree, prefix.rstrip("/"), patterns, out)
+        seen: set[str] = set()
+        uniq = []
+        for e in out:
+            if e.path not in seen:
+                seen.add(e.path)
+                uniq.append(e)
+        return uniq
+
+    def _walk(self, tree: str, base: str, patterns: list[str], out: list[Entry]) -> None:
+        for mode, name, sha in self._tree(tree):
+            path = f"{base}/{name}" if base else name
+            if mode == "40000":
+                if any(_may_descend(p, path) for p in patterns):
+                    self._walk(sha, path, patterns, out)
+            elif mode in ("100644", "100755") and any(glob_match(p, path) for p in patterns):
+                out.append(Entry(path, mode, sha))
+
+    def blob(self, sha: str, name: str = "", limit: int | None = None) -> bytes:
+        obj = self.object(sha, limit)
+        if obj is None:
+            raise MinbumpError(f"{name or sha}: object missing")
+        return obj[2]
+
+    def read(self, commit_sha: str, path: str) -> bytes | None:
+        obj = self.object(f"{commit_sha}:{path}")
+        if obj is None or obj[1] != "blob":
+            return None
+        return obj[2]
+
+    def changed(self, base: str, head: str) -> list[tuple[str, str, str | None]]:
+        """(status, path, old_path) from base to head, renames followed (Nova's connection.py -> driver.py)."""
+        out = self.run("diff", "--name-status", "-M", "-z", "--no-ext-diff", base, head, "--")
+        parts = out.split("\0")
+        res: list[tuple[str, str, str | None]] = []
+        i = 0
+        while i < len(parts) - 1:
+            status = parts[i]
+            if not status:
+                i += 1
+                continue
+            if status[0] in "RC":
+                res.append((status[0], parts[i + 2], parts[i + 1]))
+                i += 3
+            else:
+                res.append((status[0], parts[i + 1], None))
+                i += 2
+        return res
+
+    def tag_commit(self, tag: str) -> str | None:
+        obj = self.object(f"refs/tags/{tag}^{{commit}}")
+        return obj[0] if obj else None
+
+    def tags(self) -> list[tuple[str, str, str]]:
+        """(name, commit sha, ISO date) of every tag, for calendars taken from tags."""
+        out = self.run("for-each-ref", "--format=%(refname:short)%00%(objectname)%00%(*objectname)%00%(creatordate:iso-strict)",
+                       "refs/tags")
+        res = []
+        for line in out.splitlines():
+            name, obj, peeled, when = (line.split("\0") + ["", "", ""])[:4]
+            res.append((name, peeled or obj, when))
+        return res
+
+
+def _static_prefix(pattern: str) -> str:
+    parts = pattern.split("/")
+    keep = []
+    for part in parts[:-1]:
+        if any(ch in part for ch in "*?["):
+            break
+        keep.append(part)
+    return "/".join(keep)
+
+
+def _may_descend(pattern: str, folder: str) -> bool:
+    """Could a path under `folder` match `pattern`?"""
+    if "**" in pattern:
+        head = pattern.split("**", 1)[0].rstrip("/")
+        return not head or folder.startswith(head) or head.startswith(folder)
+    pdepth = pattern.count("/")
+    fdepth = folder.count("/") + 1
+    if fdepth > pdepth:
+        return False
+    prefix = "/".join(pattern.split("/")[:fdepth])
+    return fnmatch.fnmatchcase(folder, prefix)
+
+
+_GLOB_CACHE: dict[str, re.Pattern] = {}
+
+
+def glob_match(pattern: str, path: str) -> bool:
+    """Path glob: `*` and `?` do not cross `/`, `**/` matches any number of folders."""
+    rx = _GLOB_CACHE.get(pattern)
+    if rx is None:
+        i, out = 0, ""
+        while i < len(pattern):
+            if pattern.startswith("**/", i):
+                out += "(?:.*/)?"
+                i += 3
+            elif pattern.startswith("**", i):
+                out += ".*"
+                i += 2
+            elif pattern[i] == "*":
+                out += "[^/]*"
+                i += 1
+            elif pattern[i] == "?":
+                out += "[^/]"
+                i += 1
+            else:
+                out += re.escape(pattern[i])
+                i += 1
+        rx = _GLOB_CACHE[pattern] = re.compile(out + r"\Z")
+    return bool(rx.match(path))
