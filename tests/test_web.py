@@ -1,7 +1,9 @@
 """The webhook endpoint: signatures, body limits, events, dedupe, health, start-up refusal.
 
 These use the real SQLite backend and an injected job handler that records
-the specs it is given (the job itself is covered in test_job_e2e.py).
+the specs it is given (the job itself is covered in test_job_e2e.py). Hostile
+deliveries are checked for their status and for nothing stored (no job row, no
+PR state row).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import threading
 import pytest
 
 from bot.service.queue.sqlite import SQLiteBackend
+from bot.service.settings import Settings
 from bot.service.wsgi import create_app
 from tests.support.fakegithub import SECRET, load_payload, sign, webhook_headers
 
@@ -35,13 +38,27 @@ class Recorder:
         self.specs.append(spec)
 
 
+def settings(**env: str) -> Settings:
+    return Settings.from_env({"WEBHOOK_SECRET": SECRET, "GITHUB_TOKEN": "ghp_x_dummy_123", **env})
+
+
 @pytest.fixture
 def setup(tmp_path):
     backend = SQLiteBackend(tmp_path / "data" / "state.sqlite3")
     rec = Recorder()
-    env = {"WEBHOOK_SECRET": SECRET, "GITHUB_TOKEN": "ghp_dummy_for_web_tests", "MINBUMP_DATA_DIR": str(tmp_path / "data")}
-    app = create_app({**env, "backend": backend, "job_handler": rec})
+    app = create_app(settings(MINBUMP_DATA_DIR=str(tmp_path / "data")), backend=backend, handler=rec)
     return app.test_client(), backend, rec
+
+
+def stored(backend) -> int:
+    """Rows of any kind in the state database: jobs (= seen deliveries) and per-PR state."""
+    import sqlite3
+
+    db = sqlite3.connect(backend.path)
+    try:
+        return sum(db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("jobs", "pr_state"))
+    finally:
+        db.close()
 
 
 def post(client, event: str, payload, *, secret: str | None = SECRET, delivery: str | None = None,
@@ -111,8 +128,7 @@ def test_chunked_body_past_the_cap_is_413_over_real_http(tmp_path):
     from werkzeug.serving import make_server
 
     backend = SQLiteBackend(tmp_path / "state.sqlite3")
-    app = create_app({"WEBHOOK_SECRET": SECRET, "GITHUB_TOKEN": "ghp_x_dummy_123", "MINBUMP_MAX_BODY": "100000",
-                      "backend": backend, "job_handler": Recorder()})
+    app = create_app(settings(MINBUMP_MAX_BODY="100000"), backend=backend, handler=Recorder())
     server = make_server("127.0.0.1", 0, app, threaded=True)
     t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     t.start()
@@ -187,7 +203,7 @@ def test_rerun_of_our_check_suite_is_queued_in_app_mode(tmp_path):
     rec = Recorder()
     env = {"WEBHOOK_SECRET": SECRET, "APP_ID": "4242", "PRIVATE_KEY": "unused here",
            "MINBUMP_DATA_DIR": str(tmp_path / "data")}
-    client = create_app({**env, "backend": backend, "job_handler": rec}).test_client()
+    client = create_app(Settings.from_env(env), backend=backend, handler=rec).test_client()
     assert post(client, "check_suite", load_payload("check_suite.rerequested")).status_code == 202
     drain(backend, rec)
     spec = rec.specs[0]
@@ -249,8 +265,7 @@ def test_redelivery_is_2xx_and_runs_once(setup):
 def test_delivery_is_durable_before_202(tmp_path):
     """Accept with no worker, reopen the store (a restart): the job is there."""
     path = tmp_path / "state.sqlite3"
-    app = create_app({"WEBHOOK_SECRET": SECRET, "GITHUB_TOKEN": "ghp_x_dummy_123",
-                      "backend": SQLiteBackend(path), "job_handler": Recorder()})
+    app = create_app(settings(), backend=SQLiteBackend(path), handler=Recorder())
     assert post(app.test_client(), "pull_request", load_payload("pull_request.opened")).status_code == 202
     rec = Recorder()
     drain(SQLiteBackend(path), rec)
@@ -272,8 +287,8 @@ def test_healthz_and_readyz(setup, tmp_path):
 def test_readyz_fails_when_the_data_dir_is_unusable(tmp_path):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the data dir should be")
-    app = create_app({"WEBHOOK_SECRET": SECRET, "GITHUB_TOKEN": "ghp_x_dummy_123", "MINBUMP_DATA_DIR": str(blocker),
-                      "backend": SQLiteBackend(tmp_path / "state.sqlite3"), "job_handler": Recorder()})
+    app = create_app(settings(MINBUMP_DATA_DIR=str(blocker)), backend=SQLiteBackend(tmp_path / "state.sqlite3"),
+                     handler=Recorder())
     r = app.test_client().get("/readyz")
     assert r.status_code == 503 and r.json["ok"] is False
 
@@ -283,8 +298,7 @@ def test_queue_failure_is_503_so_github_can_redeliver(tmp_path):
 
     path = tmp_path / "state.sqlite3"
     backend = SQLiteBackend(path, busy_timeout=0.2)
-    client = create_app({"WEBHOOK_SECRET": SECRET, "GITHUB_TOKEN": "ghp_x_dummy_123", "backend": backend,
-                         "job_handler": Recorder()}).test_client()
+    client = create_app(settings(), backend=backend, handler=Recorder()).test_client()
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")  # another process holds the database
     try:
@@ -297,9 +311,10 @@ def test_queue_failure_is_503_so_github_can_redeliver(tmp_path):
     assert post(client, "pull_request", load_payload("pull_request.opened"), delivery="locked-1").status_code == 202
 
 
-def test_refuses_to_start_without_webhook_secret(capsys):
+def test_refuses_to_start_without_webhook_secret(capsys, monkeypatch):
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_x_dummy_123")
     with pytest.raises(SystemExit) as exc:
-        create_app({"GITHUB_TOKEN": "ghp_x_dummy_123"})
+        create_app()  # what gunicorn calls: settings from the environment
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("minbump: WEBHOOK_SECRET") and "\n" not in err
@@ -307,7 +322,7 @@ def test_refuses_to_start_without_webhook_secret(capsys):
 
 def test_refuses_to_start_without_github_credentials(capsys, tmp_path):
     with pytest.raises(SystemExit):
-        create_app({"WEBHOOK_SECRET": SECRET, "MINBUMP_DATA_DIR": str(tmp_path)})
+        create_app(Settings.from_env({"WEBHOOK_SECRET": SECRET, "MINBUMP_DATA_DIR": str(tmp_path)}))
     err = capsys.readouterr().err.strip()
     assert "GITHUB_TOKEN" in err and "\n" not in err
 
@@ -348,8 +363,7 @@ def test_concurrent_deliveries_over_real_http_each_queued_once(tmp_path):
     from werkzeug.serving import make_server
 
     backend = SQLiteBackend(tmp_path / "state.sqlite3")
-    app = create_app({"WEBHOOK_SECRET": SECRET, "GITHUB_TOKEN": "ghp_x_dummy_123", "backend": backend,
-                      "job_handler": Recorder()})
+    app = create_app(settings(), backend=backend, handler=Recorder())
     server = make_server("127.0.0.1", 0, app, threaded=True)
     t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     t.start()
@@ -386,9 +400,9 @@ def test_concurrent_deliveries_over_real_http_each_queued_once(tmp_path):
     assert sorted(s.delivery_id for s in rec.specs) == sorted(codes)
 
 
-def test_only_post_webhook_takes_the_fast_path(setup):
+def test_webhook_is_an_ordinary_flask_route(setup):
     client, backend, _ = setup
-    assert client.get("/webhook").status_code == 405  # still Flask's routing for everything else
+    assert client.get("/webhook").status_code == 405  # Flask's routing, as for every route
     assert client.post("/webhook/").status_code in (308, 404)
     r = post(client, "pull_request", load_payload("pull_request.opened"), delivery="fast-1")
     assert r.status_code == 202 and r.mimetype == "application/json" and r.json == {"ok": True, "queued": True}
