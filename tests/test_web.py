@@ -8,11 +8,17 @@ PR state row).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
+import time
+from pathlib import Path
 
 import pytest
 
@@ -424,3 +430,367 @@ def test_bad_numeric_setting_is_one_line_at_start(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert out.stderr.strip() == "minbump: MINBUMP_GITHUB_TIMEOUT must be a number, not 'soon'"
+
+
+# --- the sans-IO intake and the pure event routing -------------------------------------------------
+
+def test_intake_is_usable_without_a_server(tmp_path):
+    """Intake.handle(headers, body) is the whole contract; Flask only adapts it."""
+    from bot.service.intake import Intake
+
+    backend = SQLiteBackend(tmp_path / "state.sqlite3")
+    intake = Intake(SECRET, backend)
+    body = json.dumps(load_payload("pull_request.opened")).encode()
+    headers = webhook_headers("pull_request", body, SECRET, "sans-io-1")
+    assert intake.handle(headers, body) == (202, {"ok": True, "queued": True})
+    assert intake.handle({k.lower(): v for k, v in headers.items()}, body) == (200, {"ok": True, "duplicate": True})
+    assert intake.handle(headers, body + b" ")[0] == 401
+    assert intake.handle(headers, None) == (413, {"error": "payload too large"})
+    assert backend.pending_count() == 1
+
+
+def test_job_for_is_pure_and_routes_by_event():
+    from bot.service.events import ROUTES, job_for
+
+    assert set(ROUTES) == {"pull_request", "check_run", "check_suite"}
+    spec = job_for("pull_request", load_payload("pull_request.synchronize"), "d-1")
+    assert (spec.event, spec.action, spec.repo, spec.pr, spec.head_sha) == (
+        "pull_request", "synchronize", "openstack/nova", 17, HEAD)
+    assert job_for("check_suite", load_payload("check_suite.rerequested"), "d-2") is None  # token mode
+    assert job_for("check_suite", load_payload("check_suite.rerequested"), "d-2", app_id=4242).pr == 17
+    assert job_for("push", {"ref": "refs/heads/x"}, "d-3") is None
+
+
+@pytest.mark.parametrize("raw", [b"{", b'{"a": 1,}', b"\xff\xfe{}", b"NaN", b"", b'{"a": "\xc3"}',
+                                 b'{"a": NaN}', b'{"a": Infinity}', b"[" * 100_000 + b"]" * 100_000])
+def test_bodies_that_are_not_json_are_400(raw):
+    """Was tests/test_jsonfast.py (orjson and json alike); now the one parser, the standard library's."""
+    from bot.service.events import BadPayload
+    from bot.service.intake import parse
+
+    with pytest.raises(BadPayload, match="not valid JSON"):
+        parse(raw, "application/json")
+
+
+def test_parse_reads_json_and_the_form_field():
+    from urllib.parse import urlencode
+
+    from bot.service.intake import parse
+
+    p = load_payload("pull_request.synchronize")
+    raw = json.dumps(p).encode()
+    assert parse(raw) == p == parse(urlencode({"payload": raw.decode()}).encode(),
+                                    "application/x-www-form-urlencoded; charset=utf-8")
+    assert parse('{"x": "caf\u00e9"}'.encode()) == {"x": "caf\u00e9"}
+
+
+# --- hostile input: wrong types, big numbers, trailing newlines (nothing stored) --------------------
+
+def _set(path: str, value):
+    def mutate(p):
+        obj = p
+        *parents, last = path.split(".")
+        for part in parents:
+            obj = obj[part]
+        obj[last] = value
+    return mutate
+
+
+@pytest.mark.parametrize("event,name,mutate", [
+    ("pull_request", "pull_request.opened", _set("pull_request.head.sha", 123)),
+    ("pull_request", "pull_request.opened", _set("pull_request.head.sha", [HEAD])),
+    ("pull_request", "pull_request.opened", _set("pull_request.head.sha", {"sha": HEAD})),
+    ("pull_request", "pull_request.opened", _set("repository.full_name", ["openstack", "nova"])),
+    ("pull_request", "pull_request.opened", _set("repository.full_name", 7)),
+    ("pull_request", "pull_request.opened", _set("repository.clone_url", ["https://github.com/x/y.git"])),
+    ("pull_request", "pull_request.opened", _set("pull_request.base.ref", 5)),
+    ("pull_request", "pull_request.opened", _set("pull_request.number", "17")),
+    ("pull_request", "pull_request.opened", _set("pull_request.number", 17.0)),
+    ("pull_request", "pull_request.opened", _set("pull_request.number", True)),
+    ("pull_request", "pull_request.opened", _set("installation.id", "31415926")),
+    ("pull_request", "pull_request.opened", _set("installation", [1])),
+    ("pull_request", "pull_request.opened", _set("action", ["opened"])),
+    ("pull_request", "pull_request.opened", _set("action", {"opened": 1})),
+    ("check_run", "check_run.rerequested", _set("check_run.head_sha", 5)),
+    ("check_run", "check_run.rerequested", _set("check_run.head_sha", None)),
+    ("check_run", "check_run.rerequested", _set("action", ["rerequested"])),
+    ("check_run", "check_run.rerequested", _set("repository.full_name", {"a": 1})),
+])
+def test_wrong_typed_fields_are_400_and_nothing_is_stored(setup, event, name, mutate):
+    client, backend, _ = setup
+    p = load_payload(name)
+    mutate(p)
+    r = post(client, event, p)
+    assert r.status_code == 400 and r.json["error"]
+    assert stored(backend) == 0
+
+
+@pytest.mark.parametrize("number", [2**63, 2**63 - 1, 2**31, -1, 0, 10**30])
+def test_pr_numbers_outside_the_32_bit_range_are_400_in_sqlite_mode(setup, number):
+    client, backend, _ = setup
+    p = load_payload("pull_request.opened")
+    p["pull_request"]["number"] = number
+    r = post(client, "pull_request", p)
+    assert r.status_code == 400 and "pull request number" in r.json["error"]
+    assert stored(backend) == 0
+
+
+def test_the_largest_pr_number_is_accepted(setup):
+    client, backend, rec = setup
+    p = load_payload("pull_request.opened")
+    p["pull_request"]["number"] = 2**31 - 1
+    assert post(client, "pull_request", p).status_code == 202
+    drain(backend, rec)
+    assert rec.specs[0].pr == 2**31 - 1
+
+
+def test_pr_numbers_outside_the_32_bit_range_are_400_in_redis_mode(tmp_path):
+    from tests.support.redis_server import RedisServer, redis_env
+
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        app = create_app(settings(**redis_env(server.url)), handler=Recorder())
+        client = app.test_client()
+        assert client.get("/readyz").status_code == 200
+        keys = server.client().dbsize()
+        for number in (2**63, 2**31, 0):
+            p = load_payload("pull_request.opened")
+            p["pull_request"]["number"] = number
+            r = post(client, "pull_request", p)
+            assert r.status_code == 400, number
+        p = load_payload("pull_request.opened")
+        p["repository"]["full_name"] = "openstack/nova\n"
+        assert post(client, "pull_request", p).status_code == 400
+        assert server.client().dbsize() == keys  # nothing stored
+        app.extensions["minbump.backend"].close()
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("path,value", [
+    ("repository.full_name", "openstack/nova\n"),
+    ("repository.full_name", "openstack/nova\r"),
+    ("repository.full_name", "openstack/.."),
+    ("repository.full_name", "openstack/nova/x"),
+    ("pull_request.head.sha", HEAD + "\n"),
+    ("pull_request.base.ref", "master\n"),
+    ("pull_request.base.ref", "mas ter"),
+    ("repository.clone_url", "https://github.com/openstack/nova.git\n"),
+    ("repository.clone_url", "https://github.com/openstack/nova.git x"),
+])
+def test_ids_with_a_trailing_newline_or_whitespace_are_400(setup, path, value):
+    """``$`` matches before a final newline: "octo/nova\\n" was another repository with its own cache dir."""
+    client, backend, _ = setup
+    p = load_payload("pull_request.opened")
+    _set(path, value)(p)
+    r = post(client, "pull_request", p)
+    assert r.status_code == 400
+    assert stored(backend) == 0
+
+
+def test_delivery_and_event_headers_must_be_plain_ids(tmp_path):
+    from bot.service.intake import Intake
+
+    backend = SQLiteBackend(tmp_path / "state.sqlite3")
+    intake = Intake(SECRET, backend)
+    body = json.dumps(load_payload("pull_request.opened")).encode()
+    for delivery, event in (("abc\n", "pull_request"), ("x" * 201, "pull_request"), ("a b", "pull_request"),
+                            ("ok-1", "pull_request\n"), ("", "pull_request"), ("ok-1", "")):
+        headers = webhook_headers(event, body, SECRET)
+        headers.update({"X-GitHub-Delivery": delivery, "X-GitHub-Event": event})
+        assert intake.handle(headers, body)[0] == 400, (delivery, event)
+    assert stored(backend) == 0
+
+
+# --- hostile input: readiness tries what intake does -----------------------------------------------
+
+@contextlib.contextmanager
+def unprivileged():
+    """Run the block as an ordinary user: as root, file modes would not make anything read-only."""
+    if os.geteuid() != 0:
+        yield
+        return
+    os.setegid(65534)
+    os.seteuid(65534)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+
+
+def test_readyz_fails_when_the_state_database_is_read_only():
+    """The state database read-only, its directory writable: every delivery gets 503, so /readyz must too."""
+    data = Path(tempfile.mkdtemp(prefix="minbump-ro-"))  # not under tmp_path: its parents are private
+    try:
+        data.chmod(0o777)
+        SQLiteBackend(data / "state.sqlite3").close()
+        (data / "state.sqlite3").chmod(0o444)
+        backend = SQLiteBackend(data / "state.sqlite3")
+        client = create_app(settings(MINBUMP_DATA_DIR=str(data)), backend=backend, handler=Recorder()).test_client()
+        assert post(client, "ping", load_payload("ping")).status_code == 200  # imports done while privileged
+        with unprivileged():
+            r = post(client, "pull_request", load_payload("pull_request.opened"))
+            ready = client.get("/readyz")
+            backend.close()
+        assert r.status_code == 503
+        assert ready.status_code == 503 and ready.json["ok"] is False and "readonly" in ready.json["error"]
+        assert stored(backend) == 0
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+# --- hostile input: resource caps and slow clients (over real HTTP) -------------------------------
+
+def _serve(app, read_timeout: float = 30.0):
+    from bot.service.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, read_timeout)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    return server
+
+
+def _head(delivery: str, length: int, signature: str | None, event: str = "pull_request") -> bytes:
+    lines = ["POST /webhook HTTP/1.1", "Host: localhost", "Content-Type: application/json",
+             f"X-GitHub-Event: {event}", f"X-GitHub-Delivery: {delivery}", f"Content-Length: {length}"]
+    if signature is not None:
+        lines.append(f"X-Hub-Signature-256: {signature}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def _response(sock: socket.socket):
+    import http.client
+
+    resp = http.client.HTTPResponse(sock)
+    resp.begin()
+    return resp
+
+
+def test_unsigned_and_oversized_deliveries_are_refused_before_their_body_is_read(tmp_path):
+    """16 concurrent deliveries each declaring 25 MB over the cap: every one is answered from its
+    headers (no body byte is ever sent), so concurrent big bodies cost no memory."""
+    backend = SQLiteBackend(tmp_path / "state.sqlite3")
+    server = _serve(create_app(settings(MINBUMP_MAX_BODY="1000000"), backend=backend, handler=Recorder()))
+    socks = []
+    try:
+        for i in range(16):
+            s = socket.create_connection(("127.0.0.1", server.server_port), timeout=30)
+            signed = i % 2 == 0
+            s.sendall(_head(f"big-{i}", 1_000_000 + 25 * 1024 * 1024, "sha256=" + "0" * 64 if signed else None))
+            socks.append((s, signed))
+        s = socket.create_connection(("127.0.0.1", server.server_port), timeout=30)
+        s.sendall(_head("unsigned-small", 500, None))  # the 500 bytes never come: not waited for
+        socks.append((s, False))
+        for s, signed in socks:
+            resp = _response(s)
+            assert resp.status == (413 if signed else 401)
+            assert "close" in resp.getheader("Connection")  # not left open to drain 25 MB
+    finally:
+        for s, _ in socks:
+            s.close()
+        server.shutdown()
+    assert stored(backend) == 0
+
+
+def _trickle_until_closed(sock: socket.socket, data: bytes, within: float) -> bytes | None:
+    """Send ``data`` a byte every 0.1 s (again and again) until the server answers or closes;
+    what it sent back (b"" for a plain close), or None when it kept reading for ``within`` s."""
+    import select
+
+    deadline = time.monotonic() + within
+    i = 0
+    while time.monotonic() < deadline:
+        readable, _, _ = select.select([sock], [], [], 0.1)
+        if readable:
+            try:
+                return sock.recv(65536)
+            except ConnectionError:
+                return b""
+        try:
+            sock.send(data[i % len(data):i % len(data) + 1])
+        except OSError:
+            return b""
+        i += 1
+    return None
+
+
+def test_minbump_serve_drops_a_client_that_sends_its_request_slowly(tmp_path):
+    """Slowloris: each byte comes in time for a per-read timeout, the request never completes.
+    ``minbump serve``'s server reads a request within MINBUMP_READ_TIMEOUT (here 1 s) in all."""
+    backend = SQLiteBackend(tmp_path / "state.sqlite3")
+    app = create_app(settings(MINBUMP_READ_TIMEOUT="1"), backend=backend, handler=Recorder())
+    assert app.extensions["minbump.settings"].read_timeout == 1.0
+    server = _serve(app, read_timeout=1.0)
+    addr = ("127.0.0.1", server.server_port)
+    try:
+        headers = socket.create_connection(addr, timeout=30)
+        headers.sendall(b"POST /webhook HTTP/1.1\r\nHost: localhost\r\n")
+        t0 = time.monotonic()
+        answer = _trickle_until_closed(headers, b"X-Pad: " + b"a" * 50 + b"\r\n", within=60)
+        assert answer is not None, "a slow header stream was read for 60 s"
+        assert time.monotonic() - t0 < 30
+        body = json.dumps(load_payload("pull_request.opened")).encode()
+        slow_body = socket.create_connection(addr, timeout=30)
+        slow_body.sendall(_head("slow-body", len(body), sign(body, SECRET)))
+        answer = _trickle_until_closed(slow_body, body, within=60)
+        assert answer is not None and answer.startswith(b"HTTP/1.1 408"), answer[:80]
+        # the server still answers everyone else
+        import requests
+
+        r = requests.post(f"http://{addr[0]}:{addr[1]}/webhook", data=body,
+                          headers=webhook_headers("pull_request", body, SECRET), timeout=30)
+        assert r.status_code == 202
+    finally:
+        server.shutdown()
+    assert backend.pending_count() == 1  # only the complete delivery
+
+
+def test_procfile_gunicorn_drops_slow_clients_and_keeps_serving(tmp_path):
+    """The Procfile's web server (gthread with bot.service.serving.ThreadWorker): more slow
+    clients than threads, each sending a byte every 0.1 s, are dropped at --timeout; an ordinary
+    delivery is then answered."""
+    import shlex
+
+    import requests
+
+    from tests.support.redis_server import free_port
+
+    procfile = Path(__file__).resolve().parent.parent / "Procfile"
+    web = next(line for line in procfile.read_text().splitlines() if line.startswith("web:"))
+    words = shlex.split(web.split(":", 1)[1])
+    assert words[words.index("--worker-class") + 1] == "bot.service.serving.ThreadWorker"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env.update({"WEBHOOK_SECRET": SECRET, "GITHUB_TOKEN": "ghp_x_dummy_123", "MINBUMP_DATA_DIR": str(tmp_path)})
+    gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+    proc = subprocess.Popen([gunicorn, "--worker-class", "bot.service.serving.ThreadWorker", "--workers", "1",
+                             "--threads", "2", "--timeout", "3", "--bind", f"127.0.0.1:{port}",
+                             "bot.service.wsgi:create_app()"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=open(tmp_path / "gunicorn.log", "wb"))
+    url = f"http://127.0.0.1:{port}"
+    slow = []
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(url + "/healthz", timeout=5).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, (tmp_path / "gunicorn.log").read_text()
+            time.sleep(0.1)
+        for _ in range(4):
+            s = socket.create_connection(("127.0.0.1", port), timeout=30)
+            s.sendall(b"POST /webhook HTTP/1.1\r\nHost: localhost\r\n")
+            slow.append(s)
+        answers = [_trickle_until_closed(s, b"X-Pad: " + b"a" * 50 + b"\r\n", within=60) for s in slow]
+        assert all(a is not None for a in answers), "a slow client was read for 60 s"
+        body = json.dumps(load_payload("pull_request.opened")).encode()
+        r = requests.post(url + "/webhook", data=body, headers=webhook_headers("pull_request", body, SECRET),
+                          timeout=30)
+        assert r.status_code == 202
+    finally:
+        for s in slow:
+            s.close()
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -76,12 +76,14 @@ def webhook() -> Response:
     if answer is None:
         try:
             body = _read_capped(request.stream, intake.max_body)
-        except ClientDisconnected:
-            log("webhook.short_body", level=logging.WARNING, expected=request.content_length)
-            answer = 400, {"error": "body shorter than its Content-Length"}
-        except TimeoutError:  # the server's read deadline (bot.service.serving)
-            log("webhook.slow_body", level=logging.WARNING, expected=request.content_length)
-            answer = 408, {"error": "body not received in time"}
+        except (ClientDisconnected, TimeoutError) as exc:
+            if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
+                # the server's read deadline (bot.service.serving) passed
+                log("webhook.slow_body", level=logging.WARNING, expected=request.content_length)
+                answer = 408, {"error": "body not received in time"}
+            else:
+                log("webhook.short_body", level=logging.WARNING, expected=request.content_length)
+                answer = 400, {"error": "body shorter than its Content-Length"}
         else:
             answer = intake.handle(request.headers, body)
     status, fields = answer
