@@ -419,11 +419,6 @@ def test_webhook_is_an_ordinary_flask_route(setup):
 
 
 def test_bad_numeric_setting_is_one_line_at_start(tmp_path):
-    import subprocess
-    import sys
-
-    import os
-
     env = {"PATH": os.environ["PATH"], "WEBHOOK_SECRET": "s", "GITHUB_TOKEN": "t",
            "MINBUMP_DATA_DIR": str(tmp_path), "MINBUMP_GITHUB_TIMEOUT": "soon"}
     out = subprocess.run([sys.executable, "-m", "bot", "serve", "--port", "0"], env=env,
@@ -745,6 +740,45 @@ def test_minbump_serve_drops_a_client_that_sends_its_request_slowly(tmp_path):
     assert backend.pending_count() == 1  # only the complete delivery
 
 
+def _wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
+    import requests
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if requests.get(url + "/healthz", timeout=5).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
+        time.sleep(0.1)
+
+
+def test_minbump_serve_command_reads_requests_under_its_deadline(tmp_path):
+    """`minbump serve` wires MINBUMP_READ_TIMEOUT into its server."""
+    from tests.support.redis_server import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env.update({"WEBHOOK_SECRET": SECRET, "GITHUB_TOKEN": "ghp_x_dummy_123", "MINBUMP_DATA_DIR": str(tmp_path),
+                "MINBUMP_READ_TIMEOUT": "1"})
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--no-worker", "--port", str(port)],
+                                env=env, stdout=subprocess.DEVNULL, stderr=out)
+    try:
+        _wait_healthy(f"http://127.0.0.1:{port}", proc, log)
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        s.sendall(b"POST /webhook HTTP/1.1\r\nHost: localhost\r\n")
+        t0 = time.monotonic()
+        assert _trickle_until_closed(s, b"X-Pad: " + b"a" * 50 + b"\r\n", within=60) is not None
+        assert time.monotonic() - t0 < 30
+        s.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def test_procfile_gunicorn_drops_slow_clients_and_keeps_serving(tmp_path):
     """The Procfile's web server (gthread with bot.service.serving.ThreadWorker): more slow
     clients than threads, each sending a byte every 0.1 s, are dropped at --timeout; an ordinary
@@ -763,22 +797,14 @@ def test_procfile_gunicorn_drops_slow_clients_and_keeps_serving(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env.update({"WEBHOOK_SECRET": SECRET, "GITHUB_TOKEN": "ghp_x_dummy_123", "MINBUMP_DATA_DIR": str(tmp_path)})
     gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
-    proc = subprocess.Popen([gunicorn, "--worker-class", "bot.service.serving.ThreadWorker", "--workers", "1",
-                             "--threads", "2", "--timeout", "3", "--bind", f"127.0.0.1:{port}",
-                             "bot.service.wsgi:create_app()"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=open(tmp_path / "gunicorn.log", "wb"))
+    with open(tmp_path / "gunicorn.log", "wb") as out:
+        proc = subprocess.Popen([gunicorn, "--worker-class", "bot.service.serving.ThreadWorker", "--workers", "1",
+                                 "--threads", "2", "--timeout", "3", "--bind", f"127.0.0.1:{port}",
+                                 "bot.service.wsgi:create_app()"], env=env, stdout=subprocess.DEVNULL, stderr=out)
     url = f"http://127.0.0.1:{port}"
     slow = []
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(url + "/healthz", timeout=5).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline and proc.poll() is None, (tmp_path / "gunicorn.log").read_text()
-            time.sleep(0.1)
+        _wait_healthy(url, proc, tmp_path / "gunicorn.log")
         for _ in range(4):
             s = socket.create_connection(("127.0.0.1", port), timeout=30)
             s.sendall(b"POST /webhook HTTP/1.1\r\nHost: localhost\r\n")

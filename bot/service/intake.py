@@ -19,7 +19,7 @@ import json
 import logging
 import re
 import time
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping, Protocol
 from urllib.parse import parse_qs
 
 from bot.service.events import BadPayload, job_for
@@ -28,6 +28,13 @@ from bot.service.queue import Backend
 from bot.service.settings import MAX_BODY
 
 Answer = tuple[int, dict[str, Any]]
+
+
+class Headers(Protocol):
+    """Any header collection (a dict, Werkzeug's Headers): names are matched case-insensitively."""
+
+    def items(self) -> Iterable[tuple[str, str]]: ...
+
 
 SIGNATURE = "x-hub-signature-256"
 _DELIVERY = re.compile(r"[A-Za-z0-9._:-]{1,200}")  # GitHub sends a GUID
@@ -67,7 +74,7 @@ def signature_ok(secret: bytes, raw: bytes, header: str) -> bool:
     return hmac.compare_digest(hmac.digest(secret, raw, "sha256"), given)
 
 
-def _lower(headers: Mapping[str, str]) -> dict[str, str]:
+def _lower(headers: Headers) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items()}
 
 
@@ -83,7 +90,7 @@ class Intake:
         self.max_body = max_body
         self.app_id = app_id  # App mode: whose check suites are ours
 
-    def refuse_early(self, headers: Mapping[str, str], content_length: int | None) -> Answer | None:
+    def refuse_early(self, headers: Headers, content_length: int | None) -> Answer | None:
         """The answer when the delivery can be refused from its headers alone (before its body is
         read): no signature (401) or a declared length over the cap (413). None: read the body,
         at most :attr:`max_body` + 1 bytes, and call :meth:`handle`."""
@@ -97,7 +104,7 @@ class Intake:
             return 413, {"error": "payload too large"}
         return None
 
-    def handle(self, headers: Mapping[str, str], body: bytes | None) -> Answer:
+    def handle(self, headers: Headers, body: bytes | None) -> Answer:
         """The whole webhook contract for one delivery. ``body`` None: it ran past the cap."""
         t0 = time.monotonic()
         h = _lower(headers)
