@@ -52,7 +52,7 @@ def env_int(env: Mapping[str, Any], name: str, default: int, minimum: int | None
 
 @dataclass(frozen=True)
 class Settings:
-    """What the web process needs: see README's "Service settings" for each variable."""
+    """What the web process needs (docs/DEPLOY.md describes each variable)."""
 
     webhook_secret: str = field(repr=False)  # WEBHOOK_SECRET (required)
     app_id: int | None = None  # APP_ID: App mode; whose check suites are ours
