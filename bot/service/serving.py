@@ -19,6 +19,7 @@ import socket
 import time
 from typing import Any
 
+from gunicorn.workers.gthread import ThreadWorker as GThreadWorker
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler
 from werkzeug.serving import make_server as _werkzeug_server
 
@@ -106,29 +107,22 @@ def make_server(host: str, port: int, app: Any, read_timeout: float) -> BaseWSGI
     return _werkzeug_server(host, port, app, threaded=True, request_handler=handler)
 
 
-try:
-    from gunicorn.workers.gthread import ThreadWorker as _GThreadWorker
-except ImportError:  # gunicorn is a dependency, but only the Procfile's server needs it
-    _GThreadWorker = None  # type: ignore[assignment,misc]
+class _GunicornSocket(DeadlineSocket):
+    """gthread hands a connection to a thread with ``setblocking(True)`` and gives it back to its
+    poller with ``setblocking(False)``: the deadline follows those turns."""
 
-if _GThreadWorker is not None:
+    def setblocking(self, flag: bool) -> None:
+        super().setblocking(flag)
+        if flag:
+            self.start()
+        else:
+            self.stop()
 
-    class ThreadWorker(_GThreadWorker):  # type: ignore[misc,valid-type]
-        """gunicorn's gthread worker; each request is read within ``--timeout`` seconds.
 
-        gthread hands a connection to a thread with ``setblocking(True)`` and gives it back to
-        its poller with ``setblocking(False)``; the socket's deadline follows those turns.
-        """
+class ThreadWorker(GThreadWorker):
+    """gunicorn's gthread worker; each request is read within ``--timeout`` seconds."""
 
-        def enqueue_req(self, conn: Any) -> None:
-            if not isinstance(conn.sock, _GunicornSocket):
-                conn.sock = _GunicornSocket.adopt(conn.sock, float(self.cfg.timeout))
-            super().enqueue_req(conn)
-
-    class _GunicornSocket(DeadlineSocket):
-        def setblocking(self, flag: bool) -> None:
-            super().setblocking(flag)
-            if flag:
-                self.start()
-            else:
-                self.stop()
+    def enqueue_req(self, conn: Any) -> None:
+        if not isinstance(conn.sock, _GunicornSocket):
+            conn.sock = _GunicornSocket.adopt(conn.sock, float(self.cfg.timeout))
+        super().enqueue_req(conn)
