@@ -820,3 +820,41 @@ def test_procfile_gunicorn_drops_slow_clients_and_keeps_serving(tmp_path):
             s.close()
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_bodies_read_at_once_are_bounded_by_the_memory_budget(tmp_path):
+    """While one large body is being read, another that would pass MINBUMP_BODY_MEMORY is 503
+    unread; small deliveries still fit; once the first is done, there is room again."""
+    backend = SQLiteBackend(tmp_path / "state.sqlite3")
+    app = create_app(settings(MINBUMP_MAX_BODY="1000000", MINBUMP_BODY_MEMORY="1500000"), backend=backend,
+                     handler=Recorder())
+    budget = app.extensions["minbump.body_budget"]
+    server = _serve(app)
+    addr = ("127.0.0.1", server.server_port)
+    unsigned = "sha256=" + "0" * 64
+    try:
+        first = socket.create_connection(addr, timeout=30)
+        first.sendall(_head("big-1", 1_000_000, unsigned) + b"x" * 10)  # the rest comes later
+        deadline = time.monotonic() + 30
+        while budget.used != 1_000_000:
+            assert time.monotonic() < deadline, "the first body's room was never taken"
+            time.sleep(0.01)
+        second = socket.create_connection(addr, timeout=30)
+        second.sendall(_head("big-2", 1_000_000, unsigned))
+        resp = _response(second)
+        assert resp.status == 503 and "close" in resp.getheader("Connection")
+        body = json.dumps(load_payload("pull_request.opened")).encode()
+        import requests
+
+        r = requests.post(f"http://{addr[0]}:{addr[1]}/webhook", data=body,
+                          headers=webhook_headers("pull_request", body, SECRET), timeout=30)
+        assert r.status_code == 202  # 16 KB still fits beside the first
+        first.sendall(b"x" * (1_000_000 - 10))
+        assert _response(first).status == 401  # read in full, then its signature checked
+        assert budget.used == 0
+        third = socket.create_connection(addr, timeout=30)
+        third.sendall(_head("big-3", 1_000_000, unsigned) + b"x" * 1_000_000)
+        assert _response(third).status == 401  # room again
+    finally:
+        server.shutdown()
+    assert backend.pending_count() == 1 and stored(backend) == 1

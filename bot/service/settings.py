@@ -22,6 +22,7 @@ from bot.errors import MinbumpError
 N = TypeVar("N", int, float)
 
 MAX_BODY = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MB
+BODY_MEMORY = 64 * 1024 * 1024  # bodies one web process reads at once (GitHub's are tens of KB)
 READ_TIMEOUT = 30.0  # seconds a client may take to send a request (``minbump serve``)
 WORKER_POLL = 0.5  # the embedded worker's queue poll when no submit wakes it
 
@@ -57,6 +58,7 @@ class Settings:
     webhook_secret: str = field(repr=False)  # WEBHOOK_SECRET (required)
     app_id: int | None = None  # APP_ID: App mode; whose check suites are ours
     max_body: int = MAX_BODY  # MINBUMP_MAX_BODY: larger deliveries get 413 before they are read
+    body_memory: int = BODY_MEMORY  # MINBUMP_BODY_MEMORY: past it, more bodies at once get 503 unread
     read_timeout: float = READ_TIMEOUT  # MINBUMP_READ_TIMEOUT: a silent client's socket is closed
     data_dir: Path = Path(".minbump-data")  # MINBUMP_DATA_DIR
     redis_url: str = ""  # REDIS_URL: Redis mode when set
@@ -79,6 +81,7 @@ class Settings:
             # A malformed APP_ID is reported by the GitHub settings (bot.service.github) at start.
             app_id=int(app_id) if re.fullmatch(r"[0-9]{1,18}", app_id) else None,
             max_body=env_int(snapshot, "MINBUMP_MAX_BODY", MAX_BODY, minimum=1),
+            body_memory=env_int(snapshot, "MINBUMP_BODY_MEMORY", BODY_MEMORY, minimum=1),
             read_timeout=env_float(snapshot, "MINBUMP_READ_TIMEOUT", READ_TIMEOUT, minimum=0.1),
             data_dir=data_dir(snapshot),
             redis_url=snapshot.get("REDIS_URL") or "",

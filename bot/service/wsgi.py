@@ -12,12 +12,13 @@ reads :class:`~bot.service.settings.Settings` from the environment once; tests a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Callable, NoReturn, TypeVar
+from typing import Any, Callable, Iterator, NoReturn, TypeVar
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import ClientDisconnected
@@ -64,9 +65,36 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     intake = started(lambda: Intake(settings.webhook_secret, store, max_body=settings.max_body,
                                     app_id=settings.app_id))
     app = Flask("minbump")
-    app.extensions.update({"minbump.settings": settings, "minbump.backend": store, "minbump.intake": intake})
+    app.extensions.update({"minbump.settings": settings, "minbump.backend": store, "minbump.intake": intake,
+                           "minbump.body_budget": BodyBudget(settings.body_memory)})
     app.register_blueprint(routes)
     return app
+
+
+class BodyBudget:
+    """Bytes of request bodies this process holds at once. Why: with the cap alone, every server
+    thread may hold a 25 MB body before its signature is checked; past the budget a delivery is
+    answered 503 unread (GitHub shows it failed; redeliver it). A body always fits when no other
+    is held, so the budget never refuses a lone delivery."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def room(self, size: int) -> Iterator[bool]:
+        """``with budget.room(n) as ok``: ``ok`` False means no room now (nothing was taken)."""
+        with self._lock:
+            ok = self.used == 0 or self.used + size <= self.limit
+            if ok:
+                self.used += size
+        try:
+            yield ok
+        finally:
+            if ok:
+                with self._lock:
+                    self.used -= size
 
 
 @routes.post("/webhook")
@@ -74,24 +102,34 @@ def webhook() -> Response:
     intake: Intake = current_app.extensions["minbump.intake"]
     answer = intake.refuse_early(request.headers, request.content_length)
     if answer is None:
-        try:
-            body = _read_capped(request.stream, intake.max_body)
-        except (ClientDisconnected, TimeoutError) as exc:
-            if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
-                # the server's read deadline (bot.service.serving) passed
-                log("webhook.slow_body", level=logging.WARNING, expected=request.content_length)
-                answer = 408, {"error": "body not received in time"}
-            else:
-                log("webhook.short_body", level=logging.WARNING, expected=request.content_length)
-                answer = 400, {"error": "body shorter than its Content-Length"}
-        else:
-            answer = intake.handle(request.headers, body)
+        size = intake.max_body + 1 if request.content_length is None else request.content_length
+        with current_app.extensions["minbump.body_budget"].room(size) as ok:
+            answer = _read_and_handle(intake) if ok else _busy(size)
     status, fields = answer
     response = jsonify(fields)
     response.status_code = status
-    if status in (401, 408, 413):  # the body may be unread: close rather than drain it for keep-alive
+    if status in (401, 408, 413, 503):  # the body may be unread: close rather than drain it for keep-alive
         response.headers["Connection"] = "close"
     return response
+
+
+def _busy(size: int) -> tuple[int, dict[str, Any]]:
+    log("webhook.busy", level=logging.WARNING, bytes=size, delivery=request.headers.get("X-GitHub-Delivery"))
+    return 503, {"error": "too many large deliveries at once, redeliver later"}
+
+
+def _read_and_handle(intake: Intake) -> tuple[int, dict[str, Any]]:
+    """Read the body (at most the cap + 1 bytes) and let intake answer."""
+    try:
+        body = _read_capped(request.stream, intake.max_body)
+    except (ClientDisconnected, TimeoutError) as exc:
+        if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
+            # the server's read deadline (bot.service.serving) passed
+            log("webhook.slow_body", level=logging.WARNING, expected=request.content_length)
+            return 408, {"error": "body not received in time"}
+        log("webhook.short_body", level=logging.WARNING, expected=request.content_length)
+        return 400, {"error": "body shorter than its Content-Length"}
+    return intake.handle(request.headers, body)
 
 
 @routes.get("/healthz")
