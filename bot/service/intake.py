@@ -19,7 +19,8 @@ import json
 import logging
 import re
 import time
-from typing import Any, Iterable, Mapping, Protocol
+from typing import Any, Protocol
+from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qs
 
 from bot.service.events import BadPayload, job_for

@@ -33,7 +33,7 @@ class DeadlineSocket(socket.socket):
     _own_timeout: float | None = None
 
     @classmethod
-    def adopt(cls, sock: socket.socket, read_timeout: float) -> "DeadlineSocket":
+    def adopt(cls, sock: socket.socket, read_timeout: float) -> DeadlineSocket:
         """Take over ``sock``'s file descriptor (``sock`` is detached, the new object owns it)."""
         timeout = sock.gettimeout()
         new = cls(sock.family, sock.type, sock.proto, fileno=sock.detach())

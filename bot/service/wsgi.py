@@ -18,7 +18,8 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterator, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
+from collections.abc import Callable, Iterator
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import ClientDisconnected

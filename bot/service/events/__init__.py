@@ -7,7 +7,8 @@ or raises :class:`BadPayload`. Pure: no I/O, easy to test with recorded payloads
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from bot.service.events import check_run, check_suite, pull_request
 from bot.service.events.payload import BadPayload
