@@ -275,8 +275,9 @@ def test_what_if_json_keeps_the_analysis_answer_and_the_table_judges_minors():
     # under the extended rule 9.2's E4S (to 2027-05-31) keeps it supported; 9.0's ended 2026-05-31
     ext = cli_matrix.what_if_data(m, "libvirt", "10.0.0", date(2027, 3, 24), "extended", None, None)
     egroups = cli_matrix.what_if_groups(m, ext["impacted"], date(2027, 3, 24), "extended")
-    live = {(i["platform"], i["minor"]) for i in egroups["live"]}
+    live = {(i["platform"], i["minor"]): i for i in egroups["live"]}
     assert ("rhel-9", "9.2") in live and ("rhel-9", "9.0") not in live and ("almalinux-9", "9.2") not in live
+    assert live[("rhel-9", "9.2")]["support_end"] == "2027-05-31"  # its E4S, not RHEL 9's ELS
 
 
 @pytest.mark.parametrize("pid, minor, day, rule, want", [

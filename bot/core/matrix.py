@@ -314,7 +314,7 @@ class Matrix(Record):
         if not p.supported_on(day, rule) or (minor.released and minor.released > day):
             return False
         avail = self.minors_on(p, day)
-        if avail and avail[-1] is minor:
+        if avail and avail[-1] == minor:
             return True
         end = self.minor_support_end(p, minor, rule)
         return end is None or end > day
