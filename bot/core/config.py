@@ -40,7 +40,7 @@ class Config(Record):
     strictness: dict[str, str] = factory(lambda: dict(DEFAULT_STRICTNESS))
     matrix: list[str] = list
     policy_files: list[str] = list
-    max_data_age_days: int = 365
+    max_data_age_days: int = 180  # = bot.core.matrix.DEFAULT_MAX_DATA_AGE_DAYS
     preset: str | None = None
     origin: str = "defaults"
 
