@@ -280,3 +280,57 @@ def test_list_table_with_ragged_rows_is_an_error():
     text = ".. list-table:: T\n\n    * - a\n      - b\n    * - c\n"
     with pytest.raises(tables.TableError, match="line 5"):
         tables.parse(text, "a.rst")
+
+
+# ------------------------------------------------------ the bot's comment ---
+
+def test_bot_comments_on_a_policy_only_pull_request(tmp_path, fake_github, monkeypatch):
+    """A PR that only loosens the config gets a comment whose section links to the line at head."""
+    from tests.support.fakegithub import Harness, fast_env, nova_repo
+    from tests.support.nova import CONFIG
+
+    for name in ("REDIS_URL", "APP_ID", "PRIVATE_KEY", "PRIVATE_KEY_PATH", "GITHUB_TOKEN", "WEBHOOK_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    repo, pr = "octo/nova", 21
+    work, _base, head = nova_repo(tmp_path / "nova",
+                                  head_files={CFG: CONFIG + "strictness:\n  unwarned_drop: pass\n"})
+    fake_github.add_repo(repo, work)
+    fake_github.sync(repo)
+    fake_github.add_pull(repo, pr, head, "main", "bump")
+    env = fast_env(fake_github, tmp_path / "data", GITHUB_TOKEN=fake_github.add_token("minbump-bot"))
+    svc = Harness(fake_github, tmp_path / "data", env)
+    assert svc.deliver("pull_request.opened", repo, pr, head).status_code == 202
+    assert svc.work() == 1
+    bodies = [c["body"] for c in fake_github.pr_comments(repo, pr) if c["user"]["login"] == "minbump-bot"]
+    assert len(bodies) == 1
+    body = bodies[0]
+    assert "minbump: warn" in body and "### Policy changes" in body
+    link = f"{fake_github.url}/{repo}/blob/{head}/.github/minbump.yml#L3"
+    assert f"[`.github/minbump.yml:3`]({link})" in body
+    assert [s["state"] for s in fake_github.commit_statuses(repo, head)] == ["success"]
+
+
+# ------------------------------------------------------ minbump validate ---
+
+def test_validate_checks_support_tables_exist_and_parse(tmp_path, capsys):
+    cfg = tmp_path / ".github" / "minbump.yml"
+    cfg.parent.mkdir()
+    (tmp_path / "doc").mkdir()
+    (tmp_path / "doc" / "ok.rst").write_text(_doc())
+    (tmp_path / "doc" / "ragged.rst").write_text(".. list-table:: T\n\n    * - a\n      - b\n    * - c\n")
+    cfg.write_text("preset: openstack-nova\nsupport_tables:\n  - {path: doc/ok.rst}\n  - doc/missing.rst\n"
+                   "  - {path: doc/ragged.rst}\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["validate", str(cfg)])
+    out = capsys.readouterr().out
+    assert exc.value.code == 1
+    assert "minbump.yml:4: support_tables[1]: doc/missing.rst does not exist" in out
+    assert "minbump.yml:5: support_tables[2]: doc/ragged.rst: line 5: this row has 1 cells" in out
+    assert "ok.rst" not in out
+    cfg.write_text("preset: openstack-nova\nsupport_tables: [{path: doc/ok.rst}]\n")
+    try:
+        main(["validate", str(cfg)])
+        code = 0
+    except SystemExit as done:
+        code = done.code or 0
+    assert code == 0 and "1 file(s) valid" in capsys.readouterr().err

@@ -164,3 +164,47 @@ def read_policy(g: Any, base_sha: str, head_sha: str, cfg: Config,
             if (old and old[0]) != (new and new[0]):
                 files.changed.append(path)
     return files
+
+
+def support_table_errors(config_file: str) -> list:
+    """`minbump validate`: each `support_tables` entry of a repository config exists and holds a readable table.
+
+    Paths are relative to the repository root (the folder holding `.github/`).
+    """
+    import os
+
+    from bot.core import tables
+    from bot.data.schema import Error
+
+    try:
+        with open(config_file, "rb") as fh:
+            text = fh.read().decode("utf-8")
+        raw = parse_yaml(text, config_file)
+    except (OSError, UnicodeDecodeError, MinbumpError):
+        return []  # validate_file reports these
+    if not isinstance(raw, dict) or not isinstance(raw.get("support_tables"), list):
+        return []
+    where = os.path.dirname(os.path.abspath(config_file))
+    root = os.path.dirname(where) if os.path.basename(where) == ".github" else where
+    lines = key_lines(text)
+    out = []
+    for i, item in enumerate(raw["support_tables"]):
+        rel = item.get("path") if isinstance(item, dict) else item
+        if not isinstance(rel, str):
+            continue  # the schema reports it
+        key = f"support_tables[{i}]"
+        path = os.path.join(root, rel)
+        try:
+            with open(path, "rb") as fh:
+                doc = fh.read().decode("utf-8", "replace")
+        except OSError:
+            out.append(Error(config_file, lines.get(key), key, f"{rel} does not exist"))
+            continue
+        try:
+            found = tables.parse(doc, rel)
+        except tables.TableError as exc:
+            out.append(Error(config_file, lines.get(key), key, f"{rel}: {exc}"))
+            continue
+        if not found:
+            out.append(Error(config_file, lines.get(key), key, f"{rel} holds no table minbump can read"))
+    return out
