@@ -58,6 +58,30 @@ DISTRO_TABLE = """
       - 2022-05-10
       - 8.0.0-5.el8
       - 6.2.0-11
+    * - **CentOS Stream**
+      -
+      -
+      -
+    * - 9
+      - As of 2025-02-27.
+      - 10.10.0
+      - 9.1.0
+    * - **SLES**
+      -
+      -
+      -
+    * - 15 (SP2)
+      - 2020
+      - 6.0.0
+      - 4.2.1
+    * - **Ubuntu**
+      -
+      -
+      -
+    * - 24.04 (Noble Numbat)
+      - 2024-04-25
+      - 10.0.0
+      - 8.1.0
     * - **Plan 9**
       -
       -
@@ -216,8 +240,12 @@ def test_distribution_rows_against_the_data(nova):
     # A package suffix is not a difference: RHEL 8.6 ships 8.0.0 and 6.2.0.
     assert not any(s.startswith("RHEL 8") for s in notes)
     assert "Debian 13 (trixie) qemu" not in notes  # 10.0.2 is the data's GA version
+    # Every row but Plan 9's matches a platform: "15 (SP2)" is SLES 15 SP2, "9" CentOS Stream 9 (a dated snapshot).
+    noble = notes["Ubuntu 24.04 (noble) qemu"]
+    assert (noble["before"], noble["after"]) == ("8.2.2", "8.1.0")
+    assert {s for s in notes if "SLES" in s or "CentOS" in s} == set()
     unmatched = notes["rows not matched to a platform"]
-    assert "Plan 9 4th edition" in unmatched["after"]
+    assert unmatched["after"] == "Plan 9 4th edition (line %d)" % (_doc().splitlines().index("    * - 4th edition") + 1)
     assert r.verdict == "neutral"
 
 
@@ -334,3 +362,20 @@ def test_validate_checks_support_tables_exist_and_parse(tmp_path, capsys):
     except SystemExit as done:
         code = done.code or 0
     assert code == 0 and "1 file(s) valid" in capsys.readouterr().err
+
+
+def test_support_rule_narrowed_lists_the_platforms_leaving(nova):
+    """extended -> standard stops counting ESM/ELS/LTSS: loosened, and each platform that leaves is listed."""
+    nova.checkout("main")
+    nova.commit({CFG: BASE_CFG + "support: extended\n"}, date="2025-10-11T10:00:00+00:00")
+    nova.git("branch", "-f", "pr", "main")
+    nova.checkout("pr")
+    r = _pr(nova, {CFG: BASE_CFG + "support: standard\n"})
+    loose = _kinds(r, "loosened")
+    assert [(e["subject"], e["before"], e["after"], e["line"]) for e in loose] == \
+        [("support", "extended", "standard", 3)]
+    leaving = {e["subject"]: e for e in _kinds(r, "leaves-support")}
+    focal = leaving["ubuntu-20.04"]  # standard support ended 2025-05-31; ESM runs to 2030
+    assert focal["severity"] == "note" and focal["still_supported"] is True
+    assert focal["support_end"] > "2026-04-01"
+    assert "ubuntu-24.04" not in leaving and r.verdict == "warn"
