@@ -379,3 +379,19 @@ def test_support_rule_narrowed_lists_the_platforms_leaving(nova):
     assert focal["severity"] == "note" and focal["still_supported"] is True
     assert focal["support_end"] > "2026-04-01"
     assert "ubuntu-24.04" not in leaving and r.verdict == "warn"
+
+
+def test_invalid_head_calendar_file_fails_with_its_line(nova):
+    from bot.data.paths import policy_file
+
+    calendar = open(policy_file("calendars", "openstack.yaml"), encoding="utf-8").read()
+    nova.checkout("main")
+    nova.commit({CFG: BASE_CFG + "calendar: {path: .github/calendar.yml}\n", ".github/calendar.yml": calendar},
+                date="2025-10-11T10:00:00+00:00")
+    nova.git("branch", "-f", "pr", "main")
+    nova.checkout("pr")
+    broken = calendar.replace("date: 2026-04-01", "date: 2026-13-01")
+    r = _pr(nova, {".github/calendar.yml": broken})
+    bad = _kinds(r, "invalid")
+    line = broken.splitlines().index([x for x in broken.splitlines() if "2026-13-01" in x][0]) + 1
+    assert r.verdict == "fail" and [(e["file"], e["line"]) for e in bad] == [(".github/calendar.yml", line)]

@@ -36,7 +36,7 @@ _OPTION = re.compile(r"^\s*:([A-Za-z][\w-]*):\s*(.*)$")
 _CELL = re.compile(r"^(\s*)-(?:\s+(.*))?$")
 _GRID_BORDER = re.compile(r"^\s*\+(?:[-=]+\+)+\s*$")
 _SIMPLE_BORDER = re.compile(r"^\s*=+(?:\s+=+)+\s*$")
-_MD_SEP = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?\s*$")
+_MD_SEP = re.compile(r"^\s*\|?\s*:?-+:?\s*(?:\|\s*:?-+:?\s*)*\|?\s*$")
 
 
 def clean(cell: str) -> str:
@@ -228,7 +228,7 @@ def _markdown(lines: list[str]) -> list[Table]:
     out: list[Table] = []
     i = 0
     while i + 1 < len(lines):
-        if "|" in lines[i] and _MD_SEP.match(lines[i + 1]) and "|" in lines[i + 1] + lines[i]:
+        if "|" in lines[i] and "|" in lines[i + 1] and _MD_SEP.match(lines[i + 1]):
             header = _md_cells(lines[i])
             start = i + 1
             i += 2

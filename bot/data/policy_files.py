@@ -74,7 +74,16 @@ def _load(data: bytes, path: str, kind: str, side: PolicySide) -> Any:
         parsed = parse_yaml(text, path)
     except MinbumpError as exc:
         line, msg = _split(str(exc), path)
-        side.errors.append({"file": path, "line": line, "subject": "YAML", "message": msg})
+        subject = "YAML"
+        if line is None:  # an impossible date, 2026-13-01: the schema module finds its line
+            from bot.data.schema import _bad_scalar
+
+            bad = _bad_scalar(text)
+            if bad is not None:
+                line, keys, value = bad
+                subject = ".".join(str(k) for k in keys) or subject
+                msg = f"{value!r} is not a real date ({msg.split('not valid YAML: ', 1)[-1]})"
+        side.errors.append({"file": path, "line": line, "subject": subject, "message": msg})
         return None
     side.lines[path] = key_lines(text)
     if parsed is None:
