@@ -408,7 +408,7 @@ def apply(report, pf: PolicyFiles | None, head_snap: Snapshot | None, matrix: Ma
     entries = review(pf, head_snap, matrix, cfg, report.as_of, report.target_release, bool(report.changes))
     report.policy_changes = entries
     level = max((e["severity"] for e in entries), key=lambda s: SEVERITY[s], default="note")
-    if SEVERITY[level] <= 0 or SEVERITY[level] <= SEVERITY.get(report.verdict, -1):
+    if SEVERITY[level] <= 0:
         return
     invalid = [e for e in entries if e["kind"] == "invalid"]
     if level == "fail" and invalid:
@@ -418,7 +418,8 @@ def apply(report, pf: PolicyFiles | None, head_snap: Snapshot | None, matrix: Ma
         n = sum(1 for e in entries if SEVERITY[e["severity"]] >= SEVERITY[level])
         text = f"loosens the project's policy ({n} change{'s' if n != 1 else ''}); needs a maintainer's review"
     report.summary = text if report.verdict == "neutral" or not report.summary else f"{report.summary}; {text}"
-    report.verdict = level
+    if SEVERITY[level] > SEVERITY.get(report.verdict, -1):
+        report.verdict = level
 
 
 def render(entries: list[dict], link_base: str | None = None) -> list[str]:
