@@ -399,7 +399,7 @@ def test_invalid_head_calendar_file_fails_with_its_line(nova):
 
 def test_a_change_cannot_loosen_its_own_check(nova):
     """Raising a minimum unwarned while lowering unwarned_drop: still judged fail with the base's policy."""
-    r = _pr(nova, {DRV: driver("(10, 0, 0)", "(10, 0, 0)", "(8, 2, 2)", "(8, 2, 2)"),
+    r = _pr(nova, {DRV: driver("(11, 0, 0)", "(11, 0, 0)", "(8, 2, 2)", "(8, 2, 2)"),
                    CFG: BASE_CFG + "strictness:\n  unwarned_drop: pass\n"})
     assert r.verdict == "fail" and any(d["severity"] == "fail" for d in r.impacted)
     assert [e["subject"] for e in _kinds(r, "loosened")] == ["strictness.unwarned_drop"]
