@@ -21,6 +21,10 @@ from bot.core.matrix import Matrix, Platform
 from bot.core.records import Record
 from bot.core.version import Version
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from bot.core.report import Report
+
 SEVERITY = {"note": -1, "pass": 0, "warn": 1, "fail": 2}
 WATCHED_KINDS = ("hard", "next", "denylist")
 KIND_TITLES = {
@@ -401,7 +405,7 @@ def review(pf: PolicyFiles, head_snap: Snapshot | None, matrix: Matrix, cfg: Con
     return out
 
 
-def apply(report, pf: PolicyFiles | None, head_snap: Snapshot | None, matrix: Matrix, cfg: Config) -> None:
+def apply(report: Report, pf: PolicyFiles | None, head_snap: Snapshot | None, matrix: Matrix, cfg: Config) -> None:
     """Add `policy_changes` to `report` and raise its verdict for an invalid or loosened head policy."""
     if pf is None:
         return
