@@ -245,7 +245,8 @@ def test_distribution_rows_against_the_data(nova):
     assert (noble["before"], noble["after"]) == ("8.2.2", "8.1.0")
     assert {s for s in notes if "SLES" in s or "CentOS" in s} == set()
     unmatched = notes["rows not matched to a platform"]
-    assert unmatched["after"] == "Plan 9 4th edition (line %d)" % (_doc().splitlines().index("    * - 4th edition") + 1)
+    line = _doc().splitlines().index("    * - 4th edition") + 1
+    assert unmatched["after"] == f"Plan 9 4th edition (line {line})"
     assert r.verdict == "neutral"
 
 

@@ -451,7 +451,8 @@ def render(entries: list[dict], link_base: str | None = None) -> list[str]:
                 where = f"`{where}`"
             extra = ""
             if leaving:
-                still = {True: "yes", False: "no"}.get(e.get("still_supported"), "unknown")
+                still = {True: "yes", False: "no"}.get(bool(e["still_supported"]), "unknown") \
+                    if "still_supported" in e else "unknown"
                 extra = f"{still} | {e.get('support_end') or 'unknown'} | "
             why = _cell(e["detail"]) + (f" (source: {_cell(e['source'])})" if e.get("source") else "")
             out.append(f"| {icon.get(e['severity'], '')} | `{_cell(e['subject'])}` | {_cell(e['before'])} | "
