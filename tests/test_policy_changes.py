@@ -54,6 +54,10 @@ DISTRO_TABLE = """
       -
       -
       -
+    * - 8.2
+      - 2020-04-28
+      - 6.0.0-17.2
+      - 4.2.0-19
     * - 8.6
       - 2022-05-10
       - 8.0.0-5.el8
@@ -237,7 +241,8 @@ def test_distribution_rows_against_the_data(nova):
     trixie = notes["Debian 13 (trixie) libvirt"]
     assert (trixie["before"], trixie["after"], trixie["severity"]) == ("11.3.0", "10.7.0", "note")
     assert trixie["source"]
-    # A package suffix is not a difference: RHEL 8.6 ships 8.0.0 and 6.2.0.
+    # A package suffix is not a difference: RHEL 8.6 ships 8.0.0 and 6.2.0; 8.2's 6.0.0 is the
+    # Advanced Virtualization stream (an add-on), not the base repository's 4.5.0.
     assert not any(s.startswith("RHEL 8") for s in notes)
     assert "Debian 13 (trixie) qemu" not in notes  # 10.0.2 is the data's GA version
     # Every row but Plan 9's matches a platform: "15 (SP2)" is SLES 15 SP2, "9" CentOS Stream 9 (a dated snapshot).
