@@ -112,7 +112,7 @@ def run_refs(repo_path: str | Path, base: str, head: str, *, config_path: str | 
         policy_sha = g.resolve(config_ref) if config_ref else base_sha
         cfg = load_config(g, policy_sha, config_ref or base, config_path, preset)
         patterns = cfg.watch
-        policy = cfg.watched_paths()[len(cfg.watch):]
+        policy = [p for p in cfg.policy_paths() if p not in cfg.support_tables]  # what the judgement reads
         relevant = _changes(g, base_sha, head_sha, cfg)
         matrix = load_matrix(g, policy_sha, cfg, matrix_files)
         calendar = load_calendar(g, policy_sha, cfg)
