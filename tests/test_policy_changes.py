@@ -137,6 +137,13 @@ def test_invalid_head_config_fails_with_every_error_and_line(nova):
     assert r.to_dict()["data"]["config"].startswith(f"{CFG}@")
 
 
+def test_unknown_preset_at_head_is_invalid_with_its_line(nova):
+    r = _pr(nova, {CFG: f"matrix: [{MATRIX}]\npreset: openstack-nvoa\n"})
+    bad = _kinds(r, "invalid")
+    assert r.verdict == "fail"
+    assert [(e["subject"], e["line"]) for e in bad] == [("preset", 2)] and "openstack-nvoa" in bad[0]["after"]
+
+
 def test_head_yaml_syntax_error_has_its_line(nova):
     r = _pr(nova, {CFG: "preset: openstack-nova\nstrictness: {unwarned_drop: warn\n"})
     bad = _kinds(r, "invalid")

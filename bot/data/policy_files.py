@@ -109,7 +109,9 @@ def _side(g: Any, sha: str, fallback: Config, *, full: bool) -> PolicySide:
                 cfg = configs.from_dict(raw, CONFIG_PATH)
             except MinbumpError as exc:
                 line, msg = _split(str(exc), CONFIG_PATH)
-                side.errors.append({"file": CONFIG_PATH, "line": line, "subject": "config", "message": msg})
+                key = next((k for k in ("preset", "watch", "support", "strictness") if k in msg), "config")
+                line = line or side.lines[CONFIG_PATH].get(key)
+                side.errors.append({"file": CONFIG_PATH, "line": line, "subject": key, "message": msg})
         elif raw is not None:
             side.errors.append({"file": CONFIG_PATH, "line": 1, "subject": "(top)",
                                 "message": "the file must be a mapping of keys"})
