@@ -57,13 +57,16 @@ def validate_cmd(paths: tuple[str, ...], kind: str | None) -> None:
     Exit status: 0 valid, 1 schema errors, 2 a file could not be read.
     """
     from bot.errors import MinbumpError
-    from bot.data.schema import policy_files, validate_file
+    from bot.data.policy_files import support_table_errors
+    from bot.data.schema import infer_kind, policy_files, validate_file
 
     files = _expand(paths) if paths else policy_files()
     n_err = unreadable = 0
     for f in files:
         try:
             errors = validate_file(f, kind)
+            if not errors and (kind or infer_kind(f, None) or "config") == "config":
+                errors = support_table_errors(str(f))  # the tables it names exist and parse
         except MinbumpError as exc:
             click.echo(f"{exc}", err=True)
             unreadable += 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from bot.core import deprecation
+from bot.core import deprecation, policy_changes
 from bot.core.calendar import Calendar, Release
 from bot.core.classify import classify
 from bot.core.config import CONFIG_PATH, Config
@@ -38,6 +38,7 @@ class Inputs(Record):
     as_of: date | None = None
     config_changed_at_head: bool = False
     today: date | None = None  # only for the data-freshness note; None skips it
+    policy: policy_changes.PolicyFiles | None = None  # both refs' policy files, reviewed after the judgement
 
 
 def plan(calendar: Calendar | None, head_date: date) -> tuple[Release | None, Release | None]:
@@ -188,6 +189,14 @@ def _changed_region(old: str, new: str) -> tuple[int, int] | None:
 # ---------------------------------------------------------------- analyze ---
 
 def analyze(inp: Inputs) -> Report:
+    """Judge the constants with the base's policy, then review what the change does to the policy itself."""
+    report = _judge(inp)
+    policy_changes.apply(report, inp.policy, snapshot("head", inp.head_sha, inp.head_files, inp.config)[0],
+                         inp.matrix, inp.config)
+    return report
+
+
+def _judge(inp: Inputs) -> Report:
     cfg, matrix = inp.config, inp.matrix
     target, previous = plan(inp.calendar, inp.head_date)
     as_of = inp.as_of or (target.date if target else inp.head_date)

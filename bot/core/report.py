@@ -8,6 +8,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 from bot import __version__
+from bot.core.policy_changes import render as render_policy_changes
 from bot.core.records import Record
 
 ICON = {"fail": "❌", "warn": "⚠️", "pass": "✅", "neutral": "⚪"}
@@ -34,6 +35,8 @@ class Report(Record):
     config_origin: str = ""
     matrix_origins: list[str] = list
     data_as_of: str | None = None
+    policy_changes: list[dict] = list  # what the change does to the policy itself (bot.core.policy_changes)
+    link_base: str | None = None  # where the head's files are browsed, for links in the comment
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,7 +47,7 @@ class Report(Record):
             "changes": self.changes, "effective": self.effective, "impacted": self.impacted,
             "deprecation": self.deprecation, "obsolete_feature_minimums": self.obsolete_feature_minimums,
             "next_drops": self.next_drops, "errors": self.errors, "notes": self.notes,
-            "watched_changed": self.watched_changed,
+            "watched_changed": self.watched_changed, "policy_changes": self.policy_changes,
             "data": {"config": self.config_origin, "matrix": self.matrix_origins, "as_of": self.data_as_of},
             "minbump_version": __version__,
         }
@@ -182,6 +185,7 @@ def render_markdown(report: Report, max_rows: int = 200) -> str:
         out += [f"- `{o['constant']}` = {o['value']} ≤ {o['hard_minimum']} (`{o['file']}:{o['line']}`)"
                 for o in r.obsolete_feature_minimums]
         out.append("")
+    out += render_policy_changes(r.policy_changes, r.link_base)
     if r.notes:
         out += ["### Notes", ""] + [f"- {n}" for n in r.notes] + [""]
     low = [d for d in r.impacted if d.get("confidence") == "low"]

@@ -88,6 +88,7 @@ def from_dict(data: dict, origin: str) -> Config:
         strictness={**DEFAULT_STRICTNESS, **(merged.get("strictness") or {})},
         matrix=list(merged.get("matrix") or []),
         policy_files=list(merged.get("policy_files") or []),
+        support_tables=[t["path"] if isinstance(t, dict) else str(t) for t in merged.get("support_tables") or []],
         max_data_age_days=int(merged.get("max_data_age_days", DEFAULT_MAX_DATA_AGE_DAYS)),
         preset=preset, origin=origin,
     )

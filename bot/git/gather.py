@@ -23,6 +23,7 @@ from bot.core.extract import MAX_SOURCE
 from bot.git.read import GitRepo, glob_match
 from bot.core.matrix import Matrix, apply_override
 from bot.data.matrix import default_matrix, with_overrides
+from bot.data.policy_files import read_policy
 from bot.core.report import Report
 
 
@@ -111,7 +112,7 @@ def run_refs(repo_path: str | Path, base: str, head: str, *, config_path: str | 
         policy_sha = g.resolve(config_ref) if config_ref else base_sha
         cfg = load_config(g, policy_sha, config_ref or base, config_path, preset)
         patterns = cfg.watch
-        policy = cfg.watched_paths()[len(cfg.watch):]
+        policy = [p for p in cfg.policy_paths() if p not in cfg.support_tables]  # what the judgement reads
         relevant = _changes(g, base_sha, head_sha, cfg)
         matrix = load_matrix(g, policy_sha, cfg, matrix_files)
         calendar = load_calendar(g, policy_sha, cfg)
@@ -119,9 +120,10 @@ def run_refs(repo_path: str | Path, base: str, head: str, *, config_path: str | 
         inputs = Inputs(config=cfg, matrix=matrix, calendar=calendar, base_sha=base_sha, head_sha=head_sha,
                         head_date=head_date, base_files={}, head_files={}, changed=relevant, as_of=as_of,
                         today=today,
-                        config_changed_at_head=any(c[1] in policy or c[2] in policy for c in relevant))
-        if not any(any(glob_match(p, c[1]) or (c[2] and glob_match(p, c[2])) for p in patterns)
-                   for c in relevant):
+                        config_changed_at_head=any(c[1] in policy or c[2] in policy for c in relevant),
+                        policy=read_policy(g, base_sha, head_sha, cfg, relevant))
+        if not inputs.policy.changed and not any(any(glob_match(p, c[1]) or (c[2] and glob_match(p, c[2]))
+                                                     for p in patterns) for c in relevant):
             return analyze(inputs)  # no watched source changed: a neutral report, nothing read
         blobs: dict[str, bytes] = {}
 
