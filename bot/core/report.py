@@ -34,11 +34,12 @@ class Report(Record):
     config_origin: str = ""
     matrix_origins: list[str] = list
     data_as_of: str | None = None
+    merge_base: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "verdict": self.verdict, "summary": self.summary,
-            "base": self.base, "head": self.head, "as_of": self.as_of.isoformat(),
+            "base": self.base, "merge_base": self.merge_base, "head": self.head, "as_of": self.as_of.isoformat(),
             "support_rule": self.support_rule,
             "target_release": self.target_release, "previous_release": self.previous_release,
             "changes": self.changes, "effective": self.effective, "impacted": self.impacted,
@@ -156,7 +157,7 @@ def render_markdown(report: Report, max_rows: int = 200) -> str:
     if r.deprecation:
         out += ["### One release of warning first?", ""]
         for d in r.deprecation:
-            mark = "✅" if d["warned"] else "❌"
+            mark = "✅" if d["warned"] else "❔" if d["warned"] is None else "❌"
             scope = "" if _scope(d["scope"]) == "all" else f" ({_scope(d['scope'])})"
             out.append(f"- {mark} `{d['constant']}`{scope} {d['old'] or '—'} → {d['new']}: {d['evidence']}")
         out.append("")
