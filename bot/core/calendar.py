@@ -253,10 +253,9 @@ def plan_from_git(calendar: Calendar | None, facts: TagFacts, head_date: date) -
             # Its branch forked before this release's cycle began: the base is on an older branch.
             return _topology(calendar, r, why, head_date, True)
         why = f"tag {tag} ({r.name}) is on a branch that forked off the base's history on {fork}"
-    return ReleasePlan(None, releases[-1], "topology",
-                       f"{why}; the calendar has no later release",
-                       [f"every {calendar.name} release is behind the base ({why}); the calendar needs its next "
-                        "release to judge this change"])
+    notes = [] if calendar.name == "tags" else [  # a tag list never holds the next release
+        f"every {calendar.name} release is behind the base ({why}); the calendar needs its next release"]
+    return ReleasePlan(None, releases[-1], "topology", f"{why}; the calendar has no later release", notes)
 
 
 def _topology(calendar: Calendar, r: Release, why: str, head_date: date, tagged: bool) -> ReleasePlan:
