@@ -134,6 +134,7 @@ def render_markdown(report: Report, max_rows: int = 200) -> str:
     if r.target_release:
         t = r.target_release
         when += f", the date of the release this change ships in ({t['name']}, `{t['tag']}`)"
+        when += f": {t['evidence']}" if t.get("evidence") else ""  # how the target was found
     out += [when + ".", f"Rule: {r.support_rule}.", ""]
     if r.errors:
         out += ["### Could not read", ""]
