@@ -202,9 +202,11 @@ def test_any_revision_form_works(repo, capsys, monkeypatch):
     base = repo.head()
     repo.commit({DRV: driver("(1, 2, 9)", "(1, 2, 9)")}, date="2016-11-20T10:00:00+00:00")
     head = repo.head()
+    repo.git("branch", "newton", base)
+    repo.git("branch", "--set-upstream-to=newton", "main")
     monkeypatch.chdir(repo.path)
     seen = set()
-    for rev in ("HEAD~1", "main^", "14.0.0", base[:9], base):
+    for rev in ("HEAD~1", "main^", "14.0.0", base[:9], base, "@{upstream}", "main@{u}"):
         code, out, err = run_cli(["dry-run", "--base", rev, "--format", "json"], capsys)
         data = json.loads(out)
         assert (code, err, data["base"], data["head"], data["merge_base"]) == (1, "", base, head, base), rev
@@ -213,8 +215,9 @@ def test_any_revision_form_works(repo, capsys, monkeypatch):
     for bad in ("--output=/tmp/x", "-x"):
         code, out, err = run_cli(["dry-run", f"--base={bad}"], capsys)
         assert code == 2 and err == f"minbump: not a valid ref: {bad!r}\n" and out == ""
-    code, _, err = run_cli(["dry-run", "--base", "@{upstream}"], capsys)
-    assert code == 2 and err.startswith("minbump: unknown ref '@{upstream}'") and len(err.splitlines()) == 1
+    code, _, err = run_cli(["dry-run", "--base", "newton@{upstream}"], capsys)  # newton has no upstream
+    assert code == 2 and err.startswith("minbump: unknown ref 'newton@{upstream}'") and len(err.splitlines()) == 1
+    assert "no upstream" in err
 
 
 def test_tag_list_without_a_calendar(repo):

@@ -142,16 +142,23 @@ def release_tags(calendar: Calendar, names: Iterable[str]) -> dict[str, list[tup
 class TagFacts(Record):
     """What git says about the calendar's tags, gathered by `bot.git.read`; the core runs no git.
 
-    `forks` holds the commit date of merge-base(tag, base) for the tags that
-    `plan_from_git` asked about: one on a branch that is neither behind nor
-    ahead of the base.
+    Filled in rounds: `plan_from_git` answers with a `Need` naming the few tags
+    it must know more about (newest releases first), so a long history is
+    never walked for old tags.
     """
 
     present: tuple[str, ...]     # tags of calendar releases (finals and pre-releases) in the repository
-    behind: frozenset            # ancestors of the base, or the base itself
-    ahead: frozenset             # descendants of the base
-    with_head: frozenset         # tags that contain the head commit
-    forks: dict = dict           # tag -> date | None
+    relation: dict = dict        # tag -> "behind" (ancestor of the base, or the base) | "ahead" | "neither"
+    with_head: dict = dict       # tag -> whether it contains the head commit
+    forks: dict = dict           # tag -> commit date of merge-base(tag, base), or None
+
+
+class Need(Record):
+    """The tags whose relation to the base, containment of the head, or fork date `plan_from_git` needs next."""
+
+    relation: tuple = ()
+    with_head: tuple = ()
+    forks: tuple = ()
 
 
 class ReleasePlan(Record):
@@ -206,8 +213,8 @@ def plan_by_option(calendar: Calendar | None, wanted: str) -> ReleasePlan:
                        + (f" (latest: {known})" if known else ""))
 
 
-def plan_from_git(calendar: Calendar | None, facts: TagFacts, head_date: date) -> ReleasePlan | str:
-    """The target release from the tags' topology; a tag name when its fork date is needed first.
+def plan_from_git(calendar: Calendar | None, facts: TagFacts, head_date: date) -> ReleasePlan | Need:
+    """The target release from the tags' topology, or the facts it needs first.
 
     - a release whose tag already contains the head commit is where it
       shipped (replaying history): the earliest such release wins;
@@ -228,26 +235,39 @@ def plan_from_git(calendar: Calendar | None, facts: TagFacts, head_date: date) -
                             f"the target release comes from the head commit's date: no tag of a {calendar.name} "
                             f"release is in this repository, so git cannot tell which release is cut "
                             f"(fetch the tags: {FETCH_TAGS})")
+    # Only a release dated after the head commit can hold it (a day's slack for clock skew).
+    cutoff = date.fromordinal(head_date.toordinal() - 1)
+    could = [t for r in releases if r.date >= cutoff for t, _k in tags_of[r.tag]]
+    unknown = tuple(t for t in could if t not in facts.with_head)
+    if unknown:
+        return Need(with_head=unknown)
     for r in releases:
-        hit = [t for t, _k in tags_of[r.tag] if t in facts.with_head]
+        hit = [t for t, _k in tags_of[r.tag] if facts.with_head.get(t)]
         if hit:
             return ReleasePlan(r, _before(calendar, r), "contains", f"tag {hit[0]} already contains the head commit")
+    # The last release behind the base by ancestry, asking git about the newest releases first.
     last, why = None, ""
-    for i, r in enumerate(releases):
-        anc = [t for t, k in tags_of[r.tag] if k != "milestone" and t in facts.behind]
+    for i in range(len(releases) - 1, -1, -1):
+        r = releases[i]
+        own = [t for t, k in tags_of[r.tag] if k != "milestone"]
+        unknown = tuple(t for t in own if t not in facts.relation)
+        if unknown:
+            return Need(relation=unknown)
+        anc = [t for t in own if facts.relation[t] == "behind"]
         if anc:
             last, why = i, f"tag {anc[0]} ({r.name}) is an ancestor of the base"
+            break
     if last is None:
         start = next(i for i, r in enumerate(releases) if tags_of[r.tag])
     else:
         start = last + 1
     for r in releases[start:]:
         own = [t for t, k in tags_of[r.tag] if k != "milestone"]
-        if not own or any(t in facts.ahead for t in own):
+        if not own or any(facts.relation[t] == "ahead" for t in own):
             return _topology(calendar, r, why, head_date, bool(tags_of[r.tag]))
         tag = own[0]
         if tag not in facts.forks:
-            return tag
+            return Need(forks=(tag,))
         fork, prev = facts.forks[tag], _before(calendar, r)
         if fork is None or (prev is not None and fork <= prev.date):
             # Its branch forked before this release's cycle began: the base is on an older branch.

@@ -101,21 +101,21 @@ def release_plan(g: GitRepo, calendar: calendars.Calendar | None, anchor: str, h
                  head_date: date, wanted: str | None = None) -> calendars.ReleasePlan:
     """The release the change ships in, from the tags' topology around `anchor` (the base branch's tip).
 
-    Asks git only about the calendar's own tags: three `for-each-ref` calls,
-    plus one merge-base per release branch the core needs dated (mostly none).
+    The core asks about a few tags at a time, newest releases first; git
+    answers with `for-each-ref --merged/--contains` on just those tags, and a
+    merge-base for a release branch it needs dated (mostly none).
     """
     if wanted:
         return calendars.plan_by_option(calendar, wanted)
     if calendar is None:
         return calendars.plan_by_date(None, head_date)
-    names = [n for tags in calendars.release_tags(calendar, (t[0] for t in g.tags())).values() for n, _k in tags]
-    facts = g.tag_facts(anchor, head_sha, names)
-    for _ in range(len(calendar.releases) + 1):
+    names = [n for tags in calendars.release_tags(calendar, g.tag_names()).values() for n, _k in tags]
+    facts = calendars.TagFacts(tuple(names))
+    while True:
         answer = calendars.plan_from_git(calendar, facts, head_date)
-        if not isinstance(answer, str):
+        if isinstance(answer, calendars.ReleasePlan):
             return answer
-        facts.forks[answer] = g.fork_date(answer, anchor)
-    raise AssertionError("plan_from_git asked about the same tag twice")
+        g.answer(answer, facts, anchor, head_sha)  # each round settles new tags, so this ends
 
 
 def run_refs(repo_path: str | Path, base: str, head: str, *, config_path: str | None = None,

@@ -13,10 +13,11 @@ import fnmatch
 import os
 import re
 import subprocess
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta, timezone
 
 from bot.errors import MinbumpError
-from bot.core.calendar import TagFacts
+from bot.core.calendar import Need, TagFacts
 from bot.core.records import Record
 
 _FULL_SHA = re.compile(r"\A(?:[0-9a-f]{40}|[0-9a-f]{64})\Z")
@@ -156,11 +157,16 @@ class GitRepo:
 
     # -------------------------------------------------------------- objects
     def resolve(self, ref: str) -> str:
-        """The commit sha a revision names (`git rev-parse --verify`); a one-line error for an unknown one."""
+        """The commit sha a revision names (HEAD~1, main^, @{upstream}, a tag, a short sha); one-line error else.
+
+        The running `cat-file --batch` parses revisions as `rev-parse` does, at
+        no process start; `git rev-parse --verify --end-of-options` runs only
+        for what it cannot answer, and says why the revision is unknown.
+        """
         _check_ref(ref)
-        if _FULL_SHA.match(ref):  # the bot's case: one lookup on the batch process, no process start
+        if "@{" not in ref and not ref.startswith(":"):  # reflog/upstream forms can make cat-file exit
             obj = self.object(f"{ref}^{{commit}}")
-            if obj is not None:
+            if obj is not None and obj[1] == "commit":
                 return obj[0]
         out = subprocess.run(["git", "-C", self.path, "rev-parse", "--verify", "--quiet", "--end-of-options",
                               f"{ref}^{{commit}}"], capture_output=True, env=self._env, timeout=120)
@@ -303,6 +309,12 @@ class GitRepo:
 
 
     # ------------------------------------------------------------- topology
+    def tag_names(self) -> list[str]:
+        """Every tag's name (cheaper than `tags()`: no tag object is read)."""
+        if self._tag_rows is not None:
+            return [row[0] for row in self._tag_rows]
+        return [n for n in self.run("for-each-ref", "--format=%(refname:strip=2)", "refs/tags").split("\n") if n]
+
     def merge_base(self, a: str, b: str) -> str | None:
         """Where `b` forked from `a` (None when they share no history, e.g. in a shallow clone)."""
         out = subprocess.run(["git", "-C", self.path, "merge-base", "--end-of-options", a, b],
@@ -313,19 +325,30 @@ class GitRepo:
     def is_shallow(self) -> bool:
         return self.run("rev-parse", "--is-shallow-repository").strip() == "true"
 
-    def tags_relative(self, option: str, sha: str, names: list[str]) -> frozenset[str]:
-        """Which of the tags `names` pass `--merged=sha` (ancestors) or `--contains=sha` (descendants)."""
-        if not names:
+    def tags_relative(self, option: str, sha: str, names: Iterable[str]) -> frozenset[str]:
+        """Which of the tags `names` pass `--merged=sha` (ancestors) or `--contains=sha` (descendants).
+
+        Asked about a few recent tags at a time: git then walks only the history between them and `sha`.
+        """
+        refs = [f"refs/tags/{n}" for n in names]
+        if not refs:
             return frozenset()
-        out = self.run("for-each-ref", "--format=%(refname:strip=2)", f"--{option}={sha}",
-                       *[f"refs/tags/{n}" for n in names])
+        out = self.run("for-each-ref", "--format=%(refname:strip=2)", f"--{option}={sha}", *refs)
         return frozenset(out.split("\n")) - {""}
 
-    def tag_facts(self, base_sha: str, head_sha: str, names: list[str]) -> TagFacts:
-        """Where the calendar's tags stand against the base and the head: three for-each-ref calls."""
-        return TagFacts(tuple(names), self.tags_relative("merged", base_sha, names),
-                        self.tags_relative("contains", base_sha, names),
-                        self.tags_relative("contains", head_sha, names) if head_sha != base_sha else frozenset())
+    def answer(self, need: Need, facts: TagFacts, base_sha: str, head_sha: str) -> None:
+        """Fill in what `plan_from_git` asked about: one or two for-each-ref calls, or one merge-base per fork."""
+        if need.with_head:
+            hit = self.tags_relative("contains", head_sha, need.with_head) if head_sha != base_sha else frozenset()
+            facts.with_head.update({t: t in hit for t in need.with_head})
+        if need.relation:
+            behind = self.tags_relative("merged", base_sha, need.relation)
+            rest = [t for t in need.relation if t not in behind]
+            ahead = self.tags_relative("contains", base_sha, rest)
+            facts.relation.update({t: "behind" if t in behind else "ahead" if t in ahead else "neither"
+                                   for t in need.relation})
+        for tag in need.forks:
+            facts.forks[tag] = self.fork_date(tag, base_sha)
 
     def fork_date(self, tag: str, base_sha: str) -> date | None:
         """The commit date of the point where the branch holding `tag` left the base's history."""
