@@ -307,7 +307,6 @@ class GitRepo:
         self._tag_rows = res
         return res
 
-
     # ------------------------------------------------------------- topology
     def tag_names(self) -> list[str]:
         """Every tag's name (cheaper than `tags()`: no tag object is read)."""
