@@ -232,7 +232,7 @@ def plan_from_git(calendar: Calendar | None, facts: TagFacts, head_date: date) -
     releases = calendar.releases
     if not any(tags_of.values()):
         return plan_by_date(calendar, head_date,
-                            f"the target release comes from the head commit's date: no tag of a {calendar.name} "
+                            f"the target release comes from the head commit's date: no tag of any {calendar.name} "
                             f"release is in this repository, so git cannot tell which release is cut "
                             f"(fetch the tags: {FETCH_TAGS})")
     # Only a release dated after the head commit can hold it (a day's slack for clock skew).
