@@ -74,6 +74,9 @@ def test_commit_after_the_rc_cut_ships_in_the_next_release(nova):
     trusty = [d for d in r.impacted if d["platform"] == "ubuntu-14.04"][0]
     assert trusty["still_supported"] and trusty["warned"] is True and trusty["severity"] == "warn"
     assert r.verdict == "warn"
+    # The bot diffs from the merge base and judges the topology from the base branch's tip: same answer.
+    bot = run_refs(repo.path, repo.git("merge-base", "main", "bump"), "bump", config_ref="main")
+    assert bot.target_release == t and bot.deprecation == r.deprecation
 
 
 def test_target_release_option_overrides_and_says_so(nova, capsys):
