@@ -19,7 +19,7 @@ from bot.core.matrix import norm_arch
 from bot.core.version import Version
 from bot.core.records import Record
 
-MAX_SOURCE = 4 * 1024 * 1024
+MAX_SOURCE = 4 * 1024 * 1024  # the most any caller may allow; the edge passes its own limit in (default 2 MiB)
 
 _CANDIDATE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)[ \t]*(?::[^=\n]*)?=(?!=)")
 # Substrings every name default_filter keeps contains: found with str.find, which on a
@@ -199,9 +199,11 @@ def scan_source(data: bytes | str, path: str, keep: Callable[[str], bool] = defa
     """
     scan = FileScan(path)
     if isinstance(data, bytes):
-        size = getattr(data, "size", len(data))  # gitread.Oversized carries the real size
-        if size > MAX_SOURCE:
-            scan.errors.append((0, f"file is {size} bytes, over the {MAX_SOURCE}-byte limit; not read"))
+        # The reader leaves a file over its limit unread: a placeholder with the real `size` and the `limit`.
+        size, limit = getattr(data, "size", len(data)), getattr(data, "limit", MAX_SOURCE)
+        if size > limit or size > MAX_SOURCE:
+            scan.errors.append((0, f"not read: too large ({size} bytes; the limit is {min(limit, MAX_SOURCE)} "
+                                   "bytes, setting MINBUMP_MAX_SOURCE_BYTES)"))
             return scan
         if b"\0" in data[:8192]:
             scan.errors.append((0, "binary file; not read"))

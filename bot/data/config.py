@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
+from bot.data.limits import SETTINGS, limits
 from bot.data.yamlcache import cached_yaml
 from bot.errors import ConfigError
 from bot.data.paths import policy_file, policy_names, read_bytes
@@ -29,6 +30,7 @@ def _validate(kind: str, name: str):
             data = {}
         if not isinstance(data, dict):
             raise ConfigError(f"{name}:1: the file must be a mapping of keys")
+        _check_watch_count(data.get("watch"), name)  # before the schema walks a huge list
         try:
             from bot.data import schema  # jsonschema is slow to import: only on a cache miss
         except ImportError:  # pragma: no cover - schema ships with minbump
@@ -44,6 +46,14 @@ def _validate(kind: str, name: str):
                 if key not in KNOWN_KEYS:
                     raise ConfigError(f"{name}: unknown key {key!r}")
     return check
+
+
+def _check_watch_count(watch: Any, origin: str) -> None:
+    """Every watch glob is matched against every path: a huge list would spend the box."""
+    cap = limits().watch_patterns
+    if isinstance(watch, list) and len(watch) > cap:
+        raise ConfigError(f"{origin}: watch: not read: too large ({len(watch)} patterns; the limit is {cap}, "
+                          f"setting {SETTINGS['watch_patterns']})")
 
 
 def _load_preset(name: str) -> dict:
@@ -75,6 +85,7 @@ def from_dict(data: dict, origin: str) -> Config:
     watch = merged["watch"]
     if isinstance(watch, str):
         watch = [watch]
+    _check_watch_count(watch, origin)
     enc = merged.get("int_encoding") or {}
     cfg = Config(
         watch=[str(w) for w in watch],

@@ -82,14 +82,16 @@ def _key_text(key: Any) -> str:
 # ---------------------------------------------------------- line marks ---
 
 def _compose(text: str | None) -> Any:
+    """The node tree for line numbers; None when there is none (or the file's aliases were refused)."""
     if not text:
         return None
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    from bot.data.yamlcache import compose_yaml
+
     try:
-        return yaml.compose(text, Loader=loader)
-    except yaml.YAMLError:
+        return compose_yaml(text, "<yaml>")
+    except (yaml.YAMLError, MinbumpError):
         return None
 
 
@@ -251,8 +253,12 @@ def validate_file(path: str | Path, kind: str | None = None) -> list[Error]:
     """Validate one file; raises MinbumpError only when it cannot be read at all."""
     from bot.data.yamlcache import parse_yaml
 
+    from bot.data.yamlcache import check_size
+
     p = Path(path)
+    size_kind = kind or ("matrix" if "matrix" in p.name.lower() else "config")
     try:
+        check_size(p.stat().st_size, str(p), size_kind)
         raw = p.read_bytes()
     except OSError as exc:
         raise MinbumpError(f"{p}: cannot read: {exc.strerror or exc}") from None
@@ -261,7 +267,7 @@ def validate_file(path: str | Path, kind: str | None = None) -> list[Error]:
     except UnicodeDecodeError:
         return [Error(str(p), None, "", "not UTF-8 text")]
     try:
-        data = parse_yaml(text, str(p))
+        data = parse_yaml(text, str(p), size_kind)
     except MinbumpError as exc:
         bad = _bad_scalar(text)  # the YAML parser's date constructor: 2026-13-01
         if bad is not None:

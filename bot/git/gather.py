@@ -19,7 +19,7 @@ from bot.core.analysis import Inputs, analyze, plan
 from bot.data.yamlcache import cached_yaml
 from bot.core.config import CONFIG_PATH, Config
 from bot.errors import ConfigError, MinbumpError
-from bot.core.extract import MAX_SOURCE
+from bot.data.limits import limits
 from bot.git.read import GitRepo, glob_match
 from bot.core.matrix import Matrix, apply_override
 from bot.data.matrix import default_matrix, with_overrides
@@ -124,18 +124,19 @@ def run_refs(repo_path: str | Path, base: str, head: str, *, config_path: str | 
                    for c in relevant):
             return analyze(inputs)  # no watched source changed: a neutral report, nothing read
         blobs: dict[str, bytes] = {}
+        max_source = limits().source_bytes  # a larger file is reported "not read: too large"
 
         def read_all(sha: str, extra_paths: list[str] = ()) -> dict[str, bytes]:
             out = {}
             for e in g.files(sha, patterns):
                 if e.sha not in blobs:
-                    blobs[e.sha] = g.blob(e.sha, e.path, limit=MAX_SOURCE)
+                    blobs[e.sha] = g.blob(e.sha, e.path, limit=max_source)
                 out[e.path] = blobs[e.sha]
             for path in extra_paths:
                 if path not in out:
-                    data = g.read(sha, path)
-                    if data is not None:
-                        out[path] = data
+                    obj = g.object(f"{sha}:{path}", max_source)
+                    if obj is not None and obj[1] == "blob":
+                        out[path] = obj[2]
             return out
 
         # A watched file renamed out of the watched globs is still followed.

@@ -22,13 +22,15 @@ _SAFE_REF = re.compile(r"^[^\s\x00-\x1f~^:?*\[\\]+$|^[0-9a-fA-F]{4,40}$")
 
 
 class Oversized(bytes):
-    """Stands in for a blob too large to read; `size` says how large it was."""
+    """Stands in for a blob too large to read; `size` says how large it was, `limit` what was allowed."""
 
     size: int
+    limit: int
 
-    def __new__(cls, size: int) -> "Oversized":
+    def __new__(cls, size: int, limit: int) -> "Oversized":
         obj = super().__new__(cls, b"")
         obj.size = size
+        obj.limit = limit
         return obj
 
 
@@ -138,7 +140,7 @@ class GitRepo:
             while left:
                 left -= len(proc.stdout.read(min(left, 1 << 20)))
             proc.stdout.read(1)
-            return sha, kind, Oversized(size)
+            return sha, kind, Oversized(size, limit)
         data = proc.stdout.read(size)
         proc.stdout.read(1)  # trailing newline
         return sha, kind, data
