@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 from bot.core.matrix import norm_arch
 from bot.core.version import Version
 from bot.core.records import Record
+from bot.errors import MinbumpError
 
 MAX_SOURCE = 4 * 1024 * 1024  # the most any caller may allow; the edge passes its own limit in (default 2 MiB)
 
@@ -26,6 +27,38 @@ _CANDIDATE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)[ \t]*(?::[^=\n]*)?=(?!=)")
 # 500 kB module is ~50x faster than a multi-line regex trying every line.
 DEFAULT_LITERALS = ("MIN_", "VERSION", "BAD_", "DENY")
 _TRIPLE = re.compile(r'"""|\'\'\'')
+
+
+class UnreadableSource(MinbumpError):
+    """A watched file the parser cannot take (an expression nested too deeply): an input error, exit 2.
+
+    `file` and `line` say where, for a report that names them.
+    """
+
+    def __init__(self, file: str, line: int, why: str) -> None:
+        super().__init__(f"{file}:{line}: cannot read: {why}")
+        self.file, self.line, self.why = file, line, why
+
+
+_TOO_DEEP = (RecursionError, MemoryError)  # what `ast` raises on `1+1+...` x 3,000 or 100,000 unary minus
+
+
+def _too_deep(path: str, line: int) -> UnreadableSource:
+    return UnreadableSource(path, line, "an expression is nested too deeply for Python's parser")
+
+
+def _deep_line(text: str, first_line: int = 1) -> int:
+    """The line of the first top-level statement in `text` that `ast` cannot take (first_line if none)."""
+    lines = text.splitlines()
+    starts = [i for i, ln in enumerate(lines) if _toplevel(ln)] or [0]
+    for a, b in zip(starts, starts[1:] + [len(lines)]):
+        try:
+            ast.parse("\n".join(lines[a:b]))
+        except _TOO_DEEP:
+            return first_line + a
+        except (SyntaxError, ValueError):
+            continue
+    return first_line
 
 
 class Ref(str):
@@ -174,7 +207,10 @@ def _collect(tree: ast.Module, line_offset: int, keep: Callable[[str], bool], sc
             continue
         for t in targets:
             if isinstance(t, ast.Name) and keep(t.id):
-                scan.constants[t.id] = Raw(t.id, stmt.lineno + line_offset, _value(value))
+                try:
+                    scan.constants[t.id] = Raw(t.id, stmt.lineno + line_offset, _value(value))
+                except _TOO_DEEP:
+                    raise _too_deep(scan.path, stmt.lineno + line_offset) from None
 
 
 def _candidate_lines(text: str, literals: tuple[str, ...]) -> list[int]:
@@ -245,8 +281,20 @@ def scan_source(data: bytes | str, path: str, keep: Callable[[str], bool] = defa
         tree = ast.parse("".join(parts))
     except SyntaxError:
         return _full_parse(text, path, keep)
+    except _TOO_DEEP:
+        raise _too_deep(path, next((line + 1 for line, snippet in pieces if _too_deep_snippet(snippet)), 1)) from None
     _collect(tree, 0, keep, scan)
     return scan
+
+
+def _too_deep_snippet(snippet: str) -> bool:
+    try:
+        ast.parse(snippet)
+    except _TOO_DEEP:
+        return True
+    except (SyntaxError, ValueError):
+        pass
+    return False
 
 
 class _TripleQuotes:
@@ -273,16 +321,26 @@ def _full_parse(text: str, path: str, keep: Callable[[str], bool]) -> FileScan:
     except SyntaxError as exc:
         scan.errors.append((exc.lineno or 0, f"does not parse: {exc.msg}"))
         return scan
+    except _TOO_DEEP:
+        raise _too_deep(path, _deep_line(text)) from None
     _collect(tree, 0, keep, scan)
     return scan
 
 
-def check_region(text: str, first: int, last: int) -> tuple[int, str] | None:
+def check_region(text: str, first: int, last: int, path: str = "<source>") -> tuple[int, str] | None:
     """Does the top-level code around lines first..last (1-based) parse? Cheaper than the whole file.
 
     Used on the lines a change touched, so a syntax error the change brings is
-    reported with its line without parsing 14,000 untouched lines.
+    reported with its line without parsing 14,000 untouched lines. Code too
+    deeply nested for `ast` raises UnreadableSource.
     """
+    try:
+        return _check_region(text, first, last)
+    except _TOO_DEEP:
+        raise _too_deep(path, _deep_line(text)) from None
+
+
+def _check_region(text: str, first: int, last: int) -> tuple[int, str] | None:
     lines = text.splitlines()
     if not lines:
         return None
@@ -391,8 +449,8 @@ def _function_warns(text: str, pos: int, base: int) -> bool:
                      for ln in chunk.splitlines())
     try:
         tree = ast.parse(body)
-    except SyntaxError:
-        return bool(_WARN.search(body))
+    except (SyntaxError, ValueError, *_TOO_DEEP):
+        return bool(_WARN.search(body))  # a heuristic answer is enough for "does it warn"
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             f = node.func

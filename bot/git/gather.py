@@ -21,8 +21,8 @@ from bot.core.config import CONFIG_PATH, Config
 from bot.errors import ConfigError, MinbumpError
 from bot.data.limits import limits
 from bot.git.read import GitRepo, glob_match
-from bot.core.matrix import Matrix, apply_override
-from bot.data.matrix import default_matrix, with_overrides
+from bot.core.matrix import Matrix
+from bot.data.matrix import apply_file, default_matrix, with_overrides
 from bot.core.report import Report
 
 
@@ -50,10 +50,7 @@ def load_matrix(g: GitRepo, base_sha: str, cfg: Config, extra: list[str] | None 
         data = g.read(base_sha, rel)
         if data is None:
             raise ConfigError(f"{cfg.origin}: matrix: {rel} does not exist at base {base_sha[:12]}")
-        raw = cached_yaml(data, f"{rel}@base", "matrix-override")
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{rel}: a matrix override must be a mapping with 'platforms' or 'out_of_scope'")
-        matrix = apply_override(matrix, raw, f"{rel}@{base_sha[:12]}")
+        matrix = apply_file(matrix, data, f"{rel}@base", f"{rel}@{base_sha[:12]}")
     return with_overrides(extra or (), matrix)
 
 
