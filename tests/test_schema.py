@@ -199,5 +199,9 @@ def test_config_module_uses_the_schema(tmp_path):
 
 
 def test_schema_files_are_json():
-    for f in (POLICY / "schema").glob("*.json"):
-        json.loads(f.read_text())
+    """Every file kind has its schema beside the data, and each is a JSON Schema document."""
+    files = sorted((POLICY / "schema").glob("*.json"))
+    assert {f.name for f in files} >= {f"{kind}.schema.json" for kind in KINDS}
+    for f in files:
+        doc = json.loads(f.read_text())
+        assert isinstance(doc, dict) and doc.get("$schema", "").startswith("https://json-schema.org/"), f.name

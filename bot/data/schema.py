@@ -281,6 +281,8 @@ def validate_file(path: str | Path, kind: str | None = None) -> list[Error]:
             num, _, rest = msg[len(head):].partition(":")
             if num.isdigit():
                 line, msg = int(num), rest.strip()
+            else:
+                msg = msg[len(head):].strip()
         return [Error(str(p), line, "", msg)]
     kind = kind or infer_kind(p, data)
     if kind is None:
