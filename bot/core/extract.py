@@ -9,11 +9,10 @@ sends the whole file through `ast.parse` to get the exact answer.
 from __future__ import annotations
 
 import ast
-import bisect
 import re
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable, Union
+    from collections.abc import Callable
 
 from bot.core.matrix import norm_arch
 from bot.core.version import Version
@@ -78,7 +77,7 @@ class Unsupported(Record):
 
 
 if TYPE_CHECKING:
-    Value = Union[Version, Ref, IntValue, Unsupported, dict, list]
+    Value = Version | Ref | IntValue | Unsupported | dict | list
 
 
 class Raw(Record):
@@ -442,7 +441,7 @@ def _enclosing_def(text: str, pos: int, indent: int) -> tuple[int, int, str] | N
 def _function_warns(text: str, pos: int, base: int) -> bool:
     """Does the function starting at `pos` (indented `base`) call something that warns?"""
     body_start = text.find("\n", pos) + 1
-    end_rx = re.compile(r"^[ \t]{0,%d}(?=[^\s#)\]}])" % base, re.M)
+    end_rx = re.compile(rf"^[ \t]{{0,{base}}}(?=[^\s#)\]}}])", re.M)
     m = end_rx.search(text, body_start) if body_start > 0 else None
     chunk = text[pos:m.start() if m else len(text)]
     body = "\n".join(ln[base:] if ln[:base].isspace() or not ln[:base] else ln.lstrip()

@@ -48,7 +48,7 @@ class Version:
         self._key: _Pep440 | None = None
 
     @classmethod
-    def parse(cls, value: "str | int | tuple | list | Version") -> "Version":
+    def parse(cls, value: str | int | tuple | list | Version) -> Version:
         """Accept "1.2.3", "v1.2", "2.1+dfsg" (upstream part only), (1, 2, 3); ValueError otherwise."""
         if isinstance(value, Version):
             return value
@@ -66,7 +66,7 @@ class Version:
         return cls(tuple(int(p) for p in release.split(".")), release)
 
     @classmethod
-    def from_int(cls, number: int, base: int = 1000, width: int = 3) -> "Version":
+    def from_int(cls, number: int, base: int = 1000, width: int = 3) -> Version:
         """Decode an int-encoded version, e.g. libvirt's 9011 -> 0.9.11 (base 1000)."""
         if number < 0:
             raise ValueError(f"negative version number: {number}")
@@ -90,7 +90,7 @@ class Version:
             return NotImplemented
         return self.parts == other.parts or self.pep440() == other.pep440()
 
-    def __lt__(self, other: "Version") -> bool:
+    def __lt__(self, other: Version) -> bool:
         if not isinstance(other, Version):
             return NotImplemented
         return self.pep440() < other.pep440()
@@ -105,5 +105,5 @@ class Version:
         return f"Version({self.text!r})"
 
 
-def vstr(v: "Version | None") -> str | None:
+def vstr(v: Version | None) -> str | None:
     return None if v is None else str(v)

@@ -17,7 +17,7 @@ from bot.data.limits import SETTINGS, limits
 from bot.data.yamlcache import cached_yaml
 from bot.errors import ConfigError
 from bot.data.paths import policy_file, policy_names, read_bytes
-from bot.core.config import (CONFIG_PATH, DEFAULT_COMPONENTS, DEFAULT_HYPERVISORS, DEFAULT_STRICTNESS,
+from bot.core.config import (DEFAULT_COMPONENTS, DEFAULT_HYPERVISORS, DEFAULT_STRICTNESS,
                              KNOWN_KEYS, RULES, Config)
 
 def preset_names() -> list[str]:

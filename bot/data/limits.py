@@ -38,7 +38,7 @@ SETTINGS = {
 _LIMITS: Limits | None = None
 
 
-def from_env(env: "dict[str, str] | os._Environ[str]") -> Limits:
+def from_env(env: dict[str, str] | os._Environ[str]) -> Limits:
     """Limits from `env`; a setting that is not a whole number >= 0 is a one-line error."""
     values: dict[str, int] = {}
     for field, var in SETTINGS.items():

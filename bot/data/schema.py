@@ -12,9 +12,10 @@ import difflib
 import json
 from dataclasses import dataclass
 from datetime import date, datetime
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from bot.errors import MinbumpError
 from bot.data.paths import policy_dir
@@ -38,7 +39,7 @@ class Error:
 
 # ------------------------------------------------------------ schemas ---
 
-@lru_cache(maxsize=None)
+@cache
 def load_schema(kind: str) -> dict:
     if kind not in KINDS:
         raise MinbumpError(f"unknown file kind {kind!r} (one of {', '.join(KINDS)})")
@@ -49,7 +50,7 @@ def load_schema(kind: str) -> dict:
         raise MinbumpError(f"{path}: cannot load schema: {exc}") from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _validator(kind: str) -> Any:
     from jsonschema import Draft202012Validator
 

@@ -18,7 +18,8 @@ except ImportError:  # pragma: no cover
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable
+    from typing import Any
+    from collections.abc import Callable
 
 from bot.data.limits import SETTINGS, limits
 from bot.errors import MinbumpError

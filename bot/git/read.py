@@ -327,10 +327,10 @@ class _Glob(Record):
     closure: tuple[frozenset[int], ...]
 
 
-_GLOB_CACHE: dict[str, "_Glob | str"] = {}
+_GLOB_CACHE: dict[str, _Glob | str] = {}
 
 
-def _compile_glob(pattern: str) -> "_Glob | str":
+def _compile_glob(pattern: str) -> _Glob | str:
     kinds: list[int] = []
     chars: list[str] = []
     i = 0
