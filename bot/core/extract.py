@@ -113,7 +113,8 @@ def _value(node: ast.expr) -> Value:
     if isinstance(node, (ast.Tuple, ast.List)) and node.elts and all(
             isinstance(e, ast.Constant) and type(e.value) is int for e in node.elts):
         try:
-            return Version(tuple(e.value for e in node.elts))  # type: ignore[union-attr]
+            return Version(tuple(e.value for e in node.elts
+                                 if isinstance(e, ast.Constant) and isinstance(e.value, int)))
         except ValueError:
             return Unsupported(ast.unparse(node))
     if isinstance(node, ast.Constant):

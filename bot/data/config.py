@@ -18,7 +18,7 @@ from bot.data.yamlcache import cached_yaml
 from bot.errors import ConfigError
 from bot.data.paths import policy_file, policy_names, read_bytes
 from bot.core.config import (DEFAULT_COMPONENTS, DEFAULT_HYPERVISORS, DEFAULT_STRICTNESS,
-                             KNOWN_KEYS, RULES, Config)
+                             RULES, Config)
 
 def preset_names() -> list[str]:
     return policy_names("presets", ".yml")
@@ -31,20 +31,13 @@ def _validate(kind: str, name: str):
         if not isinstance(data, dict):
             raise ConfigError(f"{name}:1: the file must be a mapping of keys")
         _check_watch_count(data.get("watch"), name)  # before the schema walks a huge list
-        try:
-            from bot.data import schema  # jsonschema is slow to import: only on a cache miss
-        except ImportError:  # pragma: no cover - schema ships with minbump
-            schema = None
-        if schema is not None and hasattr(schema, "validate_data"):
-            errors = schema.validate_data(data, kind, text, name)
-            if errors:
-                e = errors[0]
-                more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-                raise ConfigError(f"{e.file}:{e.line}: {e.key_path or '(top)'}: {e.message}{more}")
-        else:
-            for key in data:
-                if key not in KNOWN_KEYS:
-                    raise ConfigError(f"{name}: unknown key {key!r}")
+        from bot.data.schema import validate_data  # jsonschema is slow to import: only on a cache miss
+
+        errors = validate_data(data, kind, text, name)
+        if errors:
+            e = errors[0]
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            raise ConfigError(f"{e.file}:{e.line}: {e.key_path or '(top)'}: {e.message}{more}")
     return check
 
 

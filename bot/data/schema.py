@@ -169,10 +169,10 @@ def _describe(err: Any) -> tuple[list[Any], str]:
     if v == "const":
         return [], f"{_short(inst)} must be {err.validator_value!r}"
     if v == "type":
-        want = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
+        wanted = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
         got = _TYPE_NAMES.get(type(inst), type(inst).__name__)
-        hint = f" ({sch['description']})" if sch.get("description") else ""
-        return [], f"expected {' or '.join(want)}, got {got}" + ("" if inst is None else f" {_short(inst)}") + hint
+        about = f" ({sch['description']})" if sch.get("description") else ""
+        return [], f"expected {' or '.join(wanted)}, got {got}" + ("" if inst is None else f" {_short(inst)}") + about
     if v == "pattern":
         return [], f"{_short(inst)} is not {sch.get('description') or 'in the form ' + err.validator_value}"
     if v in ("minItems", "minLength"):
@@ -272,11 +272,11 @@ def validate_file(path: str | Path, kind: str | None = None) -> list[Error]:
     except MinbumpError as exc:
         bad = _bad_scalar(text)  # the YAML parser's date constructor: 2026-13-01
         if bad is not None:
-            line, path, value = bad
+            bad_line, keys, value = bad
             why = str(exc).split("not valid YAML: ", 1)[-1]
-            return [Error(str(p), line, _key_path(path), f"{value!r} is not a real date ({why})")]
+            return [Error(str(p), bad_line, _key_path(keys), f"{value!r} is not a real date ({why})")]
         msg = str(exc)
-        line = None
+        line: int | None = None
         head = f"{p}:"
         if msg.startswith(head):
             num, _, rest = msg[len(head):].partition(":")
