@@ -19,6 +19,7 @@ from bot.core.version import Version
 from bot.core.records import Record
 from bot.errors import MinbumpError
 
+MAX_CONSTANTS = 2000  # version-like top-level assignments in one file (Nova's driver.py has about 40)
 MAX_SOURCE = 4 * 1024 * 1024  # the most any caller may allow; the edge passes its own limit in (default 2 MiB)
 
 _CANDIDATE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)[ \t]*(?::[^=\n]*)?=(?!=)")
@@ -228,10 +229,12 @@ def _candidate_lines(text: str, literals: tuple[str, ...]) -> list[int]:
 
 
 def scan_source(data: bytes | str, path: str, keep: Callable[[str], bool] = default_filter,
-                literals: tuple[str, ...] = DEFAULT_LITERALS) -> FileScan:
+                literals: tuple[str, ...] = DEFAULT_LITERALS, max_constants: int = MAX_CONSTANTS) -> FileScan:
     """Every top-level constant `keep` accepts, with its line; parse problems as (line, message).
 
-    `literals`: substrings one of which every name `keep` accepts contains.
+    `literals`: substrings one of which every name `keep` accepts contains. A file
+    over the size limit or with more than `max_constants` candidates is not read
+    (an error says so).
     """
     scan = FileScan(path)
     if isinstance(data, bytes):
@@ -266,6 +269,10 @@ def scan_source(data: bytes | str, path: str, keep: Callable[[str], bool] = defa
         last = start
         pieces.append((lineno, text[start:_statement_end(text, start)]))
     if not pieces:
+        return scan
+    if len(pieces) > max_constants:  # each one is classified and judged: tens of thousands spend seconds
+        scan.errors.append((pieces[max_constants][0] + 1, f"not read: too many version-like constants "
+                                                           f"({len(pieces)}; the limit is {max_constants})"))
         return scan
     # One parse for all the statements (1,000 constants = 1 compile, not 1,000), each
     # padded to its own line so the tree's line numbers are the file's.
