@@ -157,8 +157,10 @@ def test_watch_pattern_count_limit(pr):
 
 def test_backtracking_watch_glob_with_a_long_pr_path(pr):
     """A base config with a catastrophic glob and a PR file with a long name froze `serve`."""
-    config = "preset: openstack-nova\nwatch: ['nova/virt/libvirt/*.py', 'nova/*a*a*a*a*a*a*a*a*a*a*b']\n"
-    repo = pr({DRV: driver("(1, 2, 9)"), "nova/" + "a" * 40: "x = 1\n"}, config=config)
+    config = ("preset: openstack-nova\nwatch: ['nova/virt/libvirt/*.py', 'nova/*a*a*a*a*a*a*a*a*a*a*b', "
+              "'nova/*a*a*a*a*a*a*a*a*a*a*b/*.py']\n")
+    repo = pr({DRV: driver("(1, 2, 9)"), "nova/" + "a" * 40: "x = 1\n", "nova/" + "a" * 39 + "/x.py": "x = 1\n"},
+              config=config)
     start = time.perf_counter()
     res = dry_run(repo, "--format", "json")
     assert time.perf_counter() - start < 30 and res.returncode == 1, res.stderr
