@@ -89,6 +89,16 @@ def test_deep_expression_anywhere_in_a_changed_watched_file_is_one_line_exit_2(p
     one_line_exit_2(dry_run(repo), f"{DRV}:{_line_of(text, 'def _weights')}: cannot read:")
 
 
+def test_integer_too_large_for_a_decimal_string_is_reported_not_a_crash(pr):
+    """`0x` + 5,000 digits parses, but has no decimal form: str() of it raised ValueError."""
+    huge = "0x" + "f" * 5000
+    repo = pr({DRV: driver(f"({huge}, 1)", extra=f"MIN_QEMU_S390_VERSION = {huge}\n")})
+    res = dry_run(repo, "--format", "json")
+    assert res.returncode in (0, 1) and "Traceback" not in res.stderr, res.stderr[-2000:]
+    change = [c for c in json.loads(res.stdout)["changes"] if c["constant"] == "MIN_LIBVIRT_VERSION"][0]
+    assert change["new"] is None and "(an integer too large to be a version)" in change["note"]
+
+
 # ------------------------------------------------------------ item 4 ---
 
 def test_big_tuple_heavy_watched_file_is_not_read(pr, tmp_path):

@@ -11,10 +11,18 @@ from bot.core.version import Version, normalise
 
 
 @pytest.mark.parametrize("value", [[None], [[]], [1.5], (2, 1.0), [True], [1, None], [-1], [], (),
-                                   ["1", "x"], [b"1"], [{}], None, 1.5, "", "abc", [" 1"], ["١"]])
+                                   ["1", "x"], [b"1"], [{}], None, 1.5, "", "abc", [" 1"], ["١"],
+                                   [2 ** 64], (1, 16 ** 5000), "1." + "9" * 5000, [16 ** 5000]])
 def test_parse_refuses_non_versions_with_value_error(value):
     with pytest.raises(ValueError):
         Version.parse(value)
+
+
+def test_refusal_message_of_a_huge_part_is_short():
+    with pytest.raises(ValueError, match=r"^not a version: \(a number too large to show\)$"):
+        Version.parse((16 ** 5000,))
+    with pytest.raises(ValueError, match=r"^not a version: \(1, 18446744073709551616\)$"):
+        Version.parse((1, 2 ** 64))
 
 
 def test_parse_keeps_its_accepted_shapes():

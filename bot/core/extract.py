@@ -110,6 +110,15 @@ def _arch_key(node: ast.expr) -> str | None:
     return None
 
 
+def _source(node: ast.expr) -> str:
+    """The expression as text for a report, cut short; `0x` + 5,000 digits has no decimal form."""
+    try:
+        text = ast.unparse(node)
+    except ValueError:
+        return "(an integer too large to be a version)"
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 def _value(node: ast.expr) -> Value:
     if isinstance(node, (ast.Tuple, ast.List)) and node.elts and all(
             isinstance(e, ast.Constant) and type(e.value) is int for e in node.elts):
@@ -117,17 +126,17 @@ def _value(node: ast.expr) -> Value:
             return Version(tuple(e.value for e in node.elts
                                  if isinstance(e, ast.Constant) and isinstance(e.value, int)))
         except ValueError:
-            return Unsupported(ast.unparse(node))
+            return Unsupported(_source(node))
     if isinstance(node, ast.Constant):
         if type(node.value) is int:
-            return IntValue(node.value)
+            return IntValue(node.value) if node.value.bit_length() <= 64 else Unsupported(_source(node))
         if isinstance(node.value, str):
             try:
                 return Version.parse(node.value) if re.fullmatch(r"\s*v?\d+(\.\d+)*\s*", node.value) \
-                    else Unsupported(repr(node.value))
+                    else Unsupported(_source(node))
             except ValueError:
-                return Unsupported(repr(node.value))
-        return Unsupported(repr(node.value))
+                return Unsupported(_source(node))
+        return Unsupported(_source(node))
     if isinstance(node, ast.Name):
         return Ref(node.id)
     if isinstance(node, ast.Dict):
@@ -135,7 +144,7 @@ def _value(node: ast.expr) -> Value:
         for k, v in zip(node.keys, node.values):
             key = _arch_key(k) if k is not None else None
             if key is None:
-                return Unsupported(ast.unparse(node))
+                return Unsupported(_source(node))
             out[key] = _value(v)
         return out
     if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
@@ -145,7 +154,7 @@ def _value(node: ast.expr) -> Value:
         inner = _value(node.args[0])
         if isinstance(inner, (Version, IntValue)):
             return inner
-    return Unsupported(ast.unparse(node))
+    return Unsupported(_source(node))
 
 
 def _statement_end(text: str, start: int) -> int:

@@ -25,24 +25,34 @@ def normalise(text: str) -> str | None:
     return m.group(1) if m else None
 
 
+def _show(value: object) -> str:
+    """A short repr for an error message; never fails (a 5,000-digit int has no decimal repr)."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return "(a number too large to show)"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _part(p: object) -> int:
     """One release number: an int (not a bool, not a float) or a string of digits."""
     if isinstance(p, int) and not isinstance(p, bool):
         return p
-    if isinstance(p, str) and p.isascii() and p.isdigit():
+    if isinstance(p, str) and p.isascii() and p.isdigit() and len(p) <= 20:
         return int(p)
-    raise ValueError(f"not a version part: {p!r}")
+    raise ValueError(f"not a version part: {_show(p)}")
 
 
 @total_ordering
 class Version:
-    """A dotted version; compares with missing trailing parts as zero."""
+    """A dotted version; compares with missing trailing parts as zero. Parts are ints of at most 64 bits."""
 
     __slots__ = ("parts", "text", "_key")
 
     def __init__(self, parts: tuple[int, ...], text: str | None = None) -> None:
-        if not parts or any(not isinstance(p, int) or isinstance(p, bool) or p < 0 for p in parts):
-            raise ValueError(f"not a version: {parts!r}")
+        if not parts or any(not isinstance(p, int) or isinstance(p, bool) or p < 0 or p.bit_length() > 64
+                            for p in parts):
+            raise ValueError(f"not a version: {_show(parts)}")
         self.parts = tuple(parts)
         self.text = text if text is not None else ".".join(str(p) for p in parts)
         self._key: _Pep440 | None = None
@@ -55,15 +65,15 @@ class Version:
         if isinstance(value, (tuple, list)):
             return cls(tuple(_part(p) for p in value))
         if isinstance(value, bool):
-            raise ValueError(f"not a version: {value!r}")
+            raise ValueError(f"not a version: {_show(value)}")
         if isinstance(value, int):
             return cls((value,))
         if not isinstance(value, str):
-            raise ValueError(f"not a version: {value!r}")
+            raise ValueError(f"not a version: {_show(value)}")
         release = normalise(value)
         if release is None:
             raise ValueError(f"not a version: {value[:60]!r}")
-        return cls(tuple(int(p) for p in release.split(".")), release)
+        return cls(tuple(_part(p) for p in release.split(".")), release)
 
     @classmethod
     def from_int(cls, number: int, base: int = 1000, width: int = 3) -> Version:
