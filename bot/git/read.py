@@ -318,13 +318,17 @@ _LIT, _ONE, _STAR, _ANY, _DIRS = range(5)
 
 
 class _Glob(Record):
-    """A glob split into a literal head and tail around the wildcard middle, which runs as an NFA."""
+    """A glob's literal head and tail, and its wildcard middle as bit masks (bit i: before token i)."""
 
     head: str
     tail: str
-    kinds: tuple[int, ...]
-    chars: tuple[str, ...]
-    closure: tuple[frozenset[int], ...]
+    size: int               # tokens in the middle; bit `size` set = the whole middle matched
+    lit: dict[str, int]     # char -> tokens that are that literal
+    one: int                # `?`
+    star: int               # `*`
+    any: int                # `**`
+    dirs: int               # `**/`
+    skip: int               # tokens that may match nothing: `*`, `**`, `**/`
 
 
 _GLOB_CACHE: dict[str, _Glob | str] = {}
@@ -347,26 +351,27 @@ def _compile_glob(pattern: str) -> _Glob | str:
             kind, i = _LIT, i + 1
         kinds.append(kind)
         chars.append(pattern[i - 1] if kind == _LIT else "")
-    if all(k == _LIT for k in kinds):
+    wild = [j for j, k in enumerate(kinds) if k != _LIT]
+    if not wild:
         return pattern  # no wildcard: plain equality
-    first = kinds.index(next(k for k in kinds if k != _LIT))
-    last = len(kinds) - kinds[::-1].index(next(k for k in reversed(kinds) if k != _LIT))
-    mid_kinds, mid_chars = kinds[first:last], chars[first:last]
-    m = len(mid_kinds)
-    # closure[i]: the states reachable from i without reading a character (wildcards may match nothing).
-    closure: list[frozenset[int]] = [frozenset()] * (m + 1)
-    closure[m] = frozenset((m,))
-    for j in range(m - 1, -1, -1):
-        closure[j] = closure[j + 1] | {j} if mid_kinds[j] in (_STAR, _ANY, _DIRS) else frozenset((j,))
-    return _Glob("".join(chars[:first]), "".join(chars[last:]), tuple(mid_kinds), tuple(mid_chars),
-                 tuple(closure))
+    first, last = wild[0], wild[-1] + 1
+    masks = {k: 0 for k in (_ONE, _STAR, _ANY, _DIRS)}
+    lit: dict[str, int] = {}
+    for j, (k, ch) in enumerate(zip(kinds[first:last], chars[first:last])):
+        if k == _LIT:
+            lit[ch] = lit.get(ch, 0) | 1 << j
+        else:
+            masks[k] |= 1 << j
+    return _Glob("".join(chars[:first]), "".join(chars[last:]), last - first, lit, masks[_ONE], masks[_STAR],
+                 masks[_ANY], masks[_DIRS], masks[_STAR] | masks[_ANY] | masks[_DIRS])
 
 
 def glob_match(pattern: str, path: str) -> bool:
     """Path glob: `*` and `?` do not cross `/`, `**/` matches any number of folders; `[` is literal.
 
-    Runs as a set-of-states automaton, so the cost is at most len(path) x len(pattern)
-    whatever the pattern (a backtracking regex took 17 s on `*a*a*a*a*a*a*a*a*a*a*b`).
+    Runs as a bit-parallel automaton (one bit per token, a few integer operations
+    per character of the path), so the cost is linear in the path whatever the
+    pattern; the former backtracking regex took 17 s on `*a*a*a*a*a*a*a*a*a*a*b`.
     """
     g = _GLOB_CACHE.get(pattern)
     if g is None:
@@ -378,38 +383,26 @@ def glob_match(pattern: str, path: str) -> bool:
     if len(path) < len(g.head) + len(g.tail) or not path.startswith(g.head) or not path.endswith(g.tail):
         return False
     text = path[len(g.head):len(path) - len(g.tail)]
-    kinds, chars, closure = g.kinds, g.chars, g.closure
-    m = len(kinds)
-    if m == 1 and kinds[0] == _STAR:  # the common `folder/*.py`
+    if g.size == 1 and g.star:  # the common `folder/*.py`
         return "/" not in text
-    states = closure[0]
+    lit, one, star, any_, dirs, skip = g.lit, g.one, g.star, g.any, g.dirs, g.skip
+
+    def closure(x: int) -> int:
+        # A set bit inside a run of skippable tokens also sets every later bit of the run and
+        # the one after it: the carry of an addition does exactly that.
+        return x | (((x & skip) + skip) ^ skip)
+
+    state = closure(1)
+    inside = 0  # `**/` tokens that have read something and must end on a slash
     for c in text:
-        nxt: set[int] = set()
-        for i in states:
-            if i < 0:  # inside a `**/` (state -1 - j): leaves only on a slash
-                nxt.add(i)
-                if c == "/":
-                    nxt |= closure[-i]
-                continue
-            if i == m:
-                continue
-            k = kinds[i]
-            if k == _LIT:
-                if c == chars[i]:
-                    nxt |= closure[i + 1]
-            elif k == _ONE:
-                if c != "/":
-                    nxt |= closure[i + 1]
-            elif k == _STAR:
-                if c != "/":
-                    nxt |= closure[i]
-            elif k == _ANY:
-                nxt |= closure[i]
-            else:  # _DIRS: `(?:.*/)?`; once a character is read it must end on a slash
-                nxt.add(-1 - i)
-                if c == "/":
-                    nxt |= closure[i + 1]
-        if not nxt:
+        hit = lit.get(c, 0)
+        if c == "/":
+            inside |= state & dirs
+            nxt = (state & hit) << 1 | (state & any_) | inside << 1
+        else:
+            inside |= state & dirs
+            nxt = (state & (hit | one)) << 1 | (state & (star | any_))
+        state = closure(nxt)
+        if not state and not inside:
             return False
-        states = nxt  # type: ignore[assignment]
-    return m in states
+    return bool(state >> g.size & 1)
