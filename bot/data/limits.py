@@ -23,7 +23,7 @@ class Limits(Record):
     yaml_aliases: int = 100          # alias references (`*name`) in one YAML file
     yaml_alias_nodes: int = 10_000   # nodes those aliases may add when expanded
     source_bytes: int = 2 * MiB      # one watched source file at one ref
-    watch_patterns: int = 1_000      # entries in `watch` (each is matched against every path)
+    watch_patterns: int = 200        # entries in `watch` (each is matched against every path)
 
 
 SETTINGS = {
