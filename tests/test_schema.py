@@ -85,8 +85,10 @@ def test_a_good_config_passes_and_free_text_is_allowed():
     text = ("preset: openstack-nova\nwatch: nova/virt/libvirt/driver.py\ncalendar: {path: ci/calendar.yaml}\n"
             "support: extended\nmatrix: [ci/matrix.yaml]\nmax_data_age_days: 200\n"
             "tests_with: 'Ubuntu 24.04 gate jobs'\nnotes: anything\n"
-            "strictness: {unwarned_drop: fail, warned_drop: warn, unknown: pass, low_confidence: warn, minor_drop: pass}\n"
-            "constants:\n  MIN_LIBVIRT_VERSION: {component: libvirt, kind: hard, arch: x86_64, encoding: {base: 1000, width: 3}}\n"
+            "strictness: {unwarned_drop: fail, warned_drop: warn, unknown: pass, low_confidence: warn, "
+            "minor_drop: pass}\n"
+            "constants:\n  MIN_LIBVIRT_VERSION: {component: libvirt, kind: hard, arch: x86_64, "
+            "encoding: {base: 1000, width: 3}}\n"
             "  NEXT_MIN_QEMU_VERSION: {component: qemu, kind: next, ignore: true}\n")
     import yaml
 
