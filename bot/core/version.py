@@ -13,7 +13,9 @@ from __future__ import annotations
 import re
 from functools import total_ordering
 
-from packaging.version import Version as _Pep440
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from packaging.version import Version as _Pep440
 
 # optional Debian/RPM epoch "1:", optional "v", then the dotted release numbers
 _LEADING = re.compile(r"^\s*(?:\d+:(?=\d))?v?(\d+(?:\.\d+)*)")
@@ -92,7 +94,10 @@ class Version:
         """The `packaging` version that orders this one (built on first comparison)."""
         key = self._key
         if key is None:
-            key = self._key = _Pep440(".".join(map(str, self.parts)))
+            # imported on first use: with the `typing` it pulls in, ~3.5 ms of a dry-run that compares nothing
+            from packaging.version import Version as Pep440
+
+            key = self._key = Pep440(".".join(map(str, self.parts)))
         return key
 
     def __eq__(self, other: object) -> bool:
