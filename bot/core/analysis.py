@@ -225,7 +225,7 @@ def _judge(inp: Inputs) -> Report:
             continue
         region = _changed_region(base.files[path].text if path in base.files else "", scan.text)
         if region:
-            problem = check_region(scan.text, *region)
+            problem = check_region(scan.text, *region, path)
             if problem:
                 report.errors.append({"file": path, "line": problem[0], "message": problem[1], "ref": "head"})
     if inp.config_changed_at_head:
