@@ -19,6 +19,8 @@ from bot.core.version import Version
 from bot.core.records import Record
 
 CONFIDENCE_ORDER = {"low": 0, "medium": 1, "high": 2}
+# Hypervisors every platform runs; lxc, xen, parallels and virtuozzo only where a platform's `hypervisors` says.
+DEFAULT_HYPERVISORS = ("kvm", "qemu")
 
 # Architecture names as projects spell them -> the matrix's names.
 ARCH_ALIASES = {
@@ -103,6 +105,8 @@ class Minor(Record):
     addons: tuple[Addon, ...] = ()
     confidence: str = "low"
     stream: str | None = None
+    support_end: date | None = None  # an extended-update end (RHEL EUS/E4S); else the next minor ends it
+    extended: str | None = None      # the name of that extension ("EUS")
 
 
 class Snapshot(Record):
@@ -185,7 +189,8 @@ class Platform(Record):
         return arch in every
 
     def runs_hypervisor(self, hypervisor: str | None) -> bool:
-        return hypervisor is None or self.hypervisors is None or hypervisor in self.hypervisors
+        """KVM/QEMU everywhere; any other hypervisor (lxc, xen, parallels...) only where the data lists it."""
+        return hypervisor is None or hypervisor in DEFAULT_HYPERVISORS or hypervisor in (self.hypervisors or ())
 
     def shipped(self, component: str, day: date | None = None) -> Cell:
         """What an up-to-date install ships on `day`: for rolling releases the newest snapshot by then."""
@@ -208,7 +213,8 @@ def _platform(raw: dict, origin: str) -> Platform:
     minors = tuple(
         Minor(str(m["minor"]), _day(m.get("released")),
               {c: _cell(x, m.get("confidence", "low")) for c, x in (m.get("ships") or {}).items()},
-              tuple(_addon(a) for a in m.get("addons") or ()), m.get("confidence", "low"), m.get("stream"))
+              tuple(_addon(a) for a in m.get("addons") or ()), m.get("confidence", "low"), m.get("stream"),
+              _day(m.get("support_end")), m.get("extended"))
         for m in raw.get("minors") or ()
     )
     snaps = tuple(

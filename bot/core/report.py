@@ -25,6 +25,7 @@ class Report(Record):
     changes: list[dict] = list
     effective: list[dict] = list
     impacted: list[dict] = list
+    unknown: list[dict] = list
     deprecation: list[dict] = list
     obsolete_feature_minimums: list[dict] = list
     next_drops: list[dict] = list
@@ -42,6 +43,7 @@ class Report(Record):
             "support_rule": self.support_rule,
             "target_release": self.target_release, "previous_release": self.previous_release,
             "changes": self.changes, "effective": self.effective, "impacted": self.impacted,
+            "unknown": self.unknown,
             "deprecation": self.deprecation, "obsolete_feature_minimums": self.obsolete_feature_minimums,
             "next_drops": self.next_drops, "errors": self.errors, "notes": self.notes,
             "watched_changed": self.watched_changed,
