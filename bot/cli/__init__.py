@@ -37,8 +37,10 @@ def cli() -> None:
 @click.option("--matrix", "matrix_files", multiple=True, type=click.Path(dir_okay=False),
               help="An extra matrix file applied over the shipped one (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True)
+@click.option("--link-base", "link_base", help="Link each file:line in the markdown to URL + path + #Lline "
+              "(e.g. https://github.com/o/r/blob/<sha>/).")
 def dry_run(repo: str, base: str, head: str, config_path: str | None, preset: str | None,
-            as_of: date | None, matrix_files: tuple[str, ...], fmt: str) -> None:
+            as_of: date | None, matrix_files: tuple[str, ...], fmt: str, link_base: str | None) -> None:
     """Report what BASE..HEAD drops, as the bot would comment, without GitHub.
 
     Exit status: 0 pass, warn or neutral; 1 fail; 2 usage or input error.
@@ -47,7 +49,7 @@ def dry_run(repo: str, base: str, head: str, config_path: str | None, preset: st
 
     if config_path and preset:
         raise click.UsageError("--config and --preset are alternatives; give one")
-    sys.exit(run_dry(repo, base, head, config_path, preset, as_of, matrix_files, fmt))
+    sys.exit(run_dry(repo, base, head, config_path, preset, as_of, matrix_files, fmt, link_base))
 
 
 def _register_optional() -> None:

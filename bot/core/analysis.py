@@ -16,7 +16,7 @@ from bot.core.deprecation import Constant, Snapshot
 from bot.core.extract import DEFAULT_LITERALS, IntValue, Raw, Ref, Unsupported, check_region, default_filter, scan_source
 from bot.core.impact import dropped
 from bot.core.matrix import Matrix, freshness_warning
-from bot.core.report import Report
+from bot.core.report import Report, way_out
 from bot.core.version import Version, vstr
 from bot.core.records import Record
 
@@ -441,18 +441,6 @@ def still_supported_labels(report: Report) -> list[str]:
     return list(dict.fromkeys(d["label"] for d in report.impacted if d["still_supported"]))
 
 
-def way_out(rows: list[dict]) -> str:
-    """A platform's way out across the components it misses: an add-on or minor that fixes them all."""
-    firsts = []
-    for d in rows:
-        if not d["mitigations"]:
-            return "no way out"
-        m = d["mitigations"][0]
-        more = sum(1 for x in d["mitigations"] if x["kind"] == m["kind"]) > 1
-        firsts.append(m["name"] + ("+" if more and not m["name"].endswith("+") else ""))
-    return " + ".join(dict.fromkeys(firsts))
-
-
 def _names(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
@@ -471,8 +459,8 @@ def _verdict(report: Report, cfg: Config, unreadable: list[dict], skipped: list[
     if labels:
         n = len(labels)
         named = [f"{label} ({way_out([d for d in report.impacted if d['label'] == label])})" for label in labels[:3]]
-        text = f"drops {n} still-supported platform{'s' if n != 1 else ''}: " if n > 3 else "drops "
-        text += ("including " if n > 3 else "") + _names(named)
+        text = (f"drops {n} still-supported platform{'s' if n != 1 else ''}, "
+                + ("including " if n > 3 else "") + _names(named) + ",")
         rows = [d for d in report.impacted if d["still_supported"]]
         if any(d["warned"] is False for d in rows):
             text += " without a release of warning"
