@@ -93,9 +93,12 @@ def mitigations_for(matrix: Matrix, p: Platform, component: str, need: Version, 
                     minor: Minor | None = None) -> list[dict]:
     out: list[dict] = []
     addons = list(p.addons) + (list(minor.addons) if minor else [])
-    for addon in addons:
-        if _addon_ok(matrix, addon, component, need, day):
-            out.append(_addon_mitigation(addon, component))
+    # Oldest sufficient add-on first: the smallest step out.
+    for addon in sorted((a for a in addons if _addon_ok(matrix, a, component, need, day)),
+                        key=lambda a: a.ships[component]):
+        m = _addon_mitigation(addon, component)
+        if m not in out:
+            out.append(m)
     if minor is not None:
         for m in available_minors(matrix, p, day):
             cell = m.ships.get(component)
