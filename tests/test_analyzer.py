@@ -293,13 +293,13 @@ def test_json_contract_keys(repo):
     repo.commit({DRV: driver("(1, 2, 9)", "(1, 2, 9)")}, date="2016-11-20T10:00:00+00:00")
     d = json.loads(json.dumps(run_refs(repo.path, "main", "bump").to_dict()))
     for key in ("verdict", "base", "head", "as_of", "support_rule", "target_release", "changes", "effective",
-                "impacted", "deprecation", "obsolete_feature_minimums", "errors"):
+                "impacted", "unknown", "deprecation", "obsolete_feature_minimums", "errors"):
         assert key in d
     assert len(d["base"]) == 40 and len(d["head"]) == 40
     assert set(d["changes"][0]) >= {"constant", "file", "line", "component", "kind", "scope", "old", "new"}
     assert set(d["effective"][0]) >= {"component", "scope", "old", "new"}
     assert set(d["impacted"][0]) >= {"platform", "distro", "release", "minor", "component", "scope", "shipped",
-                                     "required", "eol", "still_supported", "mitigations"}
+                                     "required", "eol", "still_supported", "mitigations", "via", "superseded_by"}
     assert set(d["deprecation"][0]) >= {"constant", "component", "scope", "old", "new", "warned",
                                         "previous_release", "next_constant", "next_value", "evidence"}
 
