@@ -234,6 +234,19 @@ def test_unreadable_per_arch_table_and_strictness(repo, tmp_path):
     unread = [c for c in r.changes if c.get("unreadable")]
     assert [(c["constant"], c["expression"]) for c in unread] == [("MIN_LIBVIRT_OTHER_ARCH", "build_table()")]
     assert r.verdict == "fail" and "raises" not in r.summary
+    assert r.effective == []  # the s390x floor is not claimed lowered to the global one
+
+
+def test_unreadable_per_arch_table_leaves_the_global_minimum_judged(repo):
+    extra = "MIN_LIBVIRT_OTHER_ARCH = {fields.Architecture.S390X: (1, 2, 13)}\n"
+    repo.commit({DRV: driver(extra=extra), ".github/minbump.yml": CONFIG}, date="2016-09-01T10:00:00+00:00")
+    repo.branch("bump")
+    repo.commit({DRV: driver("(1, 2, 9)", "(1, 2, 9)", extra="MIN_LIBVIRT_OTHER_ARCH = build_table()\n")},
+                date="2016-11-20T10:00:00+00:00")
+    r = run_refs(repo.path, "main", "bump")
+    assert [e["scope"] for e in r.effective] == [{"arch": None, "hypervisor": None}]
+    assert "ubuntu-14.04" in {d["platform"] for d in r.impacted} and r.verdict == "fail"
+    assert r.summary.startswith("drops ") and "cannot read MIN_LIBVIRT_OTHER_ARCH" in r.summary
 
 
 def test_deleted_constant_is_removed_not_raised(repo):

@@ -13,7 +13,7 @@ from bot.core.calendar import Calendar, Release
 from bot.core.classify import classify
 from bot.core.config import CONFIG_PATH, Config
 from bot.core.deprecation import Constant, Snapshot
-from bot.core.extract import DEFAULT_LITERALS, IntValue, Raw, Ref, Unsupported, check_region, default_filter, scan_source
+from bot.core.extract import DEFAULT_LITERALS, FileScan, IntValue, Raw, Ref, Unsupported, check_region, default_filter, scan_source
 from bot.core.impact import dropped
 from bot.core.matrix import Matrix, freshness_warning
 from bot.core.report import Report, way_out
@@ -198,7 +198,7 @@ def _unreadable(c: Constant | None) -> bool:
     return c is not None and c.kind in ("hard", "next") and c.value is None
 
 
-def expression(scan, line: int) -> str:
+def expression(scan: FileScan | None, line: int) -> str:
     """The value of the assignment at `line` as written (up to 200 characters), for the report."""
     lines = scan.text.splitlines() if scan is not None else []
     if not 0 < line <= len(lines):
@@ -278,8 +278,11 @@ def analyze(inp: Inputs) -> Report:
 
     # Effective minimums and what each raise drops. A scope whose head minimum is unreadable is not
     # judged (neither lowered nor removed); a global one leaves every scope of its component unjudged.
-    blind = {(c.component, c.arch, c.hypervisor) for c in head.constants.values()
-             if _unreadable(c) and c.kind == "hard"}
+    blind: set[tuple] = set()
+    for c in head.constants.values():
+        if _unreadable(c) and c.kind == "hard":
+            table = (c.key == c.name and c.arch is None and (m := classify(c.name, cfg)) is not None and m.per_arch)
+            blind.add((c.component, "*" if table else c.arch, c.hypervisor))
     eff_old, eff_new = effective(base), effective(head)
     prev_snap = None
     if previous is not None and inp.previous_files is not None:
@@ -288,7 +291,7 @@ def analyze(inp: Inputs) -> Report:
     skipped: list[str] = []
     raised: list[tuple[tuple, Version | None, Version, Constant]] = []
     for scope in sorted(set(eff_old) | set(eff_new), key=lambda k: (k[0], k[1] or "", k[2] or "")):
-        if scope in blind or (scope[0], None, None) in blind:
+        if scope in blind or (scope[0], None, None) in blind or (scope[1] and (scope[0], "*", None) in blind):
             continue
         # A scope without its own constant on one side is held to the global minimum there.
         o = eff_old.get(scope) or eff_old.get((scope[0], None, None))
@@ -458,7 +461,9 @@ def _verdict(report: Report, cfg: Config, unreadable: list[dict], skipped: list[
     labels = still_supported_labels(report)
     if labels:
         n = len(labels)
-        named = [f"{label} ({way_out([d for d in report.impacted if d['label'] == label])})" for label in labels[:3]]
+        worst = sorted(labels, key=lambda lb: -max(SEVERITY[d["severity"]] for d in report.impacted
+                                                    if d["label"] == lb and d["still_supported"]))
+        named = [f"{label} ({way_out([d for d in report.impacted if d['label'] == label])})" for label in worst[:3]]
         text = (f"drops {n} still-supported platform{'s' if n != 1 else ''}, "
                 + ("including " if n > 3 else "") + _names(named) + ",")
         rows = [d for d in report.impacted if d["still_supported"]]
