@@ -326,7 +326,7 @@ RHEL8 = """platforms:
   ships: {libvirt: {version: 8.0.0, confidence: high}, qemu: {version: 6.2.0, confidence: high}}
   minors:
   - {minor: '8.1', released: 2019-11-05, ships: {libvirt: {version: 4.5.0, confidence: high}}, confidence: high}
-  - {minor: '8.2', released: 2020-04-28, support_end: 2022-04-30, extended: EUS,
+  - {minor: '8.2', released: 2020-04-28, support_end: 2020-10-31, extended: {name: EUS, end: 2022-04-30},
      ships: {libvirt: {version: 4.5.0, confidence: high}}, confidence: high}
   - {minor: '8.4', released: 2021-05-18, ships: {libvirt: {version: 6.0.0, confidence: high}}, confidence: high}
   - {minor: '8.6', released: 2022-05-10, ships: {libvirt: {version: 8.0.0, confidence: high}}, confidence: high}
@@ -335,7 +335,8 @@ RHEL8 = """platforms:
 """
 
 
-def test_superseded_minor_vs_extended_update_support(repo, tmp_path):
+@pytest.mark.parametrize("rule", ["standard", "extended"])
+def test_superseded_minor_vs_extended_update_support(repo, tmp_path, rule):
     repo.commit({DRV: driver("(4, 0, 0)", "(4, 0, 0)", "(2, 11, 0)", "(2, 11, 0)"),
                  ".github/minbump.yml": CONFIG}, date="2021-06-01T10:00:00+00:00")
     repo.branch("bump")
@@ -343,17 +344,25 @@ def test_superseded_minor_vs_extended_update_support(repo, tmp_path):
                 date="2021-07-01T10:00:00+00:00")
     extra = tmp_path / "rhel8.yml"
     extra.write_text(RHEL8)
-    r = run_refs(repo.path, "main", "bump", as_of=date(2022, 1, 1), matrix_files=[str(extra)])
+    cfg = tmp_path / "minbump.yml"
+    cfg.write_text(f"preset: openstack-nova\nsupport: {rule}\n")
+    r = run_refs(repo.path, "main", "bump", as_of=date(2022, 1, 1), matrix_files=[str(extra)],
+                 config_path=str(cfg))
     rhel = {d["minor"]: d for d in r.impacted if d["platform"] == "rhel-8"}
     assert set(rhel) == {"8.1", "8.2"}  # 8.4 is the release as updated: fine
-    # 8.1 ended when 8.2 shipped; 8.2 has EUS until 2022-04-30.
+    # 8.1 (nothing recorded) ended when 8.2 shipped.
     assert rhel["8.1"]["still_supported"] is False and rhel["8.1"]["superseded_by"] == "RHEL 8.2"
     assert rhel["8.1"]["support_end"] == "2020-04-28" and rhel["8.1"]["severity"] == "pass"
-    assert rhel["8.2"]["still_supported"] is True and rhel["8.2"]["superseded_by"] is None
-    assert rhel["8.2"]["support_end"] == "2022-04-30" and rhel["8.2"]["severity"] == "warn"
-    assert rhel["8.2"]["mitigations"][0]["name"] == "RHEL 8.4+"
     md = render_markdown(r)
     older = md.split("<details><summary>Older minor releases")[1].split("</details>")[0]
-    assert "| RHEL 8.1 |" in older and "RHEL 8.2" not in older
-    assert "RHEL 8.2" in _still(r) and "RHEL 8.1" not in _still(r)
+    assert "| RHEL 8.1 |" in older
+    if rule == "standard":  # 8.2's recorded end has passed; its EUS is a paid extension
+        assert rhel["8.2"]["still_supported"] is False and rhel["8.2"]["superseded_by"] == "RHEL 8.4"
+        assert rhel["8.2"]["support_end"] == "2020-10-31" and "| RHEL 8.2 |" in older
+        assert not {"RHEL 8.1", "RHEL 8.2"} & set(_still(r))
+    else:  # counted under the extended rule, until 2022-04-30
+        assert rhel["8.2"]["still_supported"] is True and rhel["8.2"]["superseded_by"] is None
+        assert rhel["8.2"]["support_end"] == "2022-04-30" and rhel["8.2"]["severity"] == "warn"
+        assert rhel["8.2"]["mitigations"][0]["name"] == "RHEL 8.4+"
+        assert "RHEL 8.2" in _still(r) and "RHEL 8.2" not in older
     assert_one_count(r)

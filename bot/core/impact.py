@@ -219,10 +219,9 @@ def _judge_unit(matrix: Matrix, p: Platform, m: Minor | None, minors: list[Minor
         if base[component].version is None:
             return "fine", None  # an older minor without data: the release itself is judged
         nxt = _next_minor(minors, m)
-        extended = m.support_end is not None and m.support_end > day
-        still = supported and extended
-        end = m.support_end if m.support_end else (nxt.released if nxt else None)
-        superseded = None if extended else (f"{_product(p)} {nxt.minor}" if nxt else None)
+        end = minor_end(p, m, nxt, rule)
+        still = supported and end is not None and end > day
+        superseded = None if still else (f"{_product(p)} {nxt.minor}" if nxt else None)
         conf = base[component].confidence
     minor = m.minor if m else None
 
@@ -250,6 +249,23 @@ def _judge_unit(matrix: Matrix, p: Platform, m: Minor | None, minors: list[Minor
                    via=via.name if via else None, superseded_by=superseded)
     imp.mitigations = mitigations_for(matrix, p, component, new, day, minor=m)
     return ("via" if via else "dropped"), imp
+
+
+def minor_end(p: Platform, m: Minor, nxt: Minor | None, rule: str = "standard") -> date | None:
+    """When an older minor release stops being supported under `rule`.
+
+    Its recorded `support_end`, else the day the next minor shipped; under
+    the extended rule its EUS/E4S end when later. A rebuild following its
+    upstream's minors (AlmaLinux, Rocky, CentOS) has no EUS: the next minor
+    ends it. None: the next minor's date is unknown.
+    """
+    nxt_day = nxt.released if nxt else None
+    if p.rebuild_of and not p.minors:
+        return nxt_day
+    end = m.support_end or nxt_day
+    if rule == "extended" and m.extended and m.extended.end:
+        end = max(end, m.extended.end) if end else m.extended.end
+    return end
 
 
 def _next_minor(minors: list[Minor], m: Minor) -> Minor | None:

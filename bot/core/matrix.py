@@ -96,8 +96,20 @@ def _addon(raw: dict) -> Addon:
                  raw.get("enable"), raw.get("derived_from"), raw.get("notes"))
 
 
+class SupportPhase(Record):
+    """A named, dated support phase (EUS, E4S, LTSS...); `end` None when the vendor gives no date."""
+
+    name: str
+    end: date | None = None
+
+
 class Minor(Record):
-    """A minor release or service pack judged on its own (RHEL 7.1 is not RHEL 7.9)."""
+    """A minor release or service pack judged on its own (RHEL 7.1 is not RHEL 7.9).
+
+    `support_end` is when the minor stops getting updates without an add-on
+    (usually: the next minor ships); `extended` is the add-on that keeps it
+    alive longer (EUS, E4S / Update Services for SAP). Both None: not recorded.
+    """
 
     minor: str
     released: date | None
@@ -105,8 +117,8 @@ class Minor(Record):
     addons: tuple[Addon, ...] = ()
     confidence: str = "low"
     stream: str | None = None
-    support_end: date | None = None  # an extended-update end (RHEL EUS/E4S); else the next minor ends it
-    extended: str | None = None      # the name of that extension ("EUS")
+    support_end: date | None = None
+    extended: SupportPhase | None = None
 
 
 class Snapshot(Record):
@@ -208,13 +220,19 @@ class Platform(Record):
         return component in self.ships
 
 
+def _phase(raw: Any) -> SupportPhase | None:
+    if not isinstance(raw, dict) or not raw.get("name"):
+        return None
+    return SupportPhase(str(raw["name"]), _day(raw.get("end")))
+
+
 def _platform(raw: dict, origin: str) -> Platform:
     ext = raw.get("extended") or {}
     minors = tuple(
         Minor(str(m["minor"]), _day(m.get("released")),
               {c: _cell(x, m.get("confidence", "low")) for c, x in (m.get("ships") or {}).items()},
               tuple(_addon(a) for a in m.get("addons") or ()), m.get("confidence", "low"), m.get("stream"),
-              _day(m.get("support_end")), m.get("extended"))
+              _day(m.get("support_end")), _phase(m.get("extended")))
         for m in raw.get("minors") or ()
     )
     snaps = tuple(
