@@ -429,9 +429,9 @@ def _severity(h, d: dict, warned: bool | None, cfg: Config) -> tuple[str, str]:
         level, why = s["minor_drop"], "an older minor release; a newer minor of the same release is fine"
     elif warned:
         level, why = s["warned_drop"], "still supported; a released version warned first"
-    elif warned is None:  # the previous release's tag is missing: at most what `unknown` allows
+    elif warned is None:  # the previous release's tag is missing: unknown, never "not warned"
         level = min(s["unwarned_drop"], s["unknown"], key=SEVERITY.__getitem__)
-        why = "still supported; whether a released version warned first is unknown"
+        why = "still supported; whether a released version warned first is unknown (its tag is missing)"
     else:
         level, why = s["unwarned_drop"], "still supported, and no released version warned first"
     if h.confidence == "low" and SEVERITY[s["low_confidence"]] > SEVERITY[level]:
