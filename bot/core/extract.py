@@ -290,10 +290,12 @@ def _by_statement(pieces: list[tuple[int, str]], keep: Callable[[str], bool], sc
     for line, snippet in pieces:
         try:
             tree = ast.parse(snippet)
-        except SyntaxError as exc:
+        except (SyntaxError, RecursionError, MemoryError) as exc:
             m = _CANDIDATE.match(snippet)
             if m:
-                scan.broken[m.group(1)] = (line + (exc.lineno or 1), f"does not parse: {exc.msg}")
+                where = line + ((exc.lineno or 1) if isinstance(exc, SyntaxError) else 1)
+                why = exc.msg if isinstance(exc, SyntaxError) else "nested too deeply to read"
+                scan.broken[m.group(1)] = (where, f"does not parse: {why}")
             continue
         _collect(tree, line, keep, scan)
 

@@ -205,6 +205,7 @@ def render_markdown(report: Report, max_rows: int = 200, *, link_base: str | Non
     if r.target_release:
         t = r.target_release
         when += f", the date of the release this change ships in ({t['name']}, `{t['tag']}`)"
+        when += f": {t['evidence']}" if t.get("evidence") else ""  # how the target was found
     origins = ", ".join(r.matrix_origins) or "policy/matrix.yaml"
     data = f"Data: config {r.config_origin}; matrix {origins}" + (f" (as of {r.data_as_of})" if r.data_as_of else "")
     out += [when + ".", f"Rule: {r.support_rule}.", data + ".", ""]
