@@ -309,6 +309,7 @@ def test_json_contract_keys(repo):
 def test_head_file_that_does_not_parse_outside_the_constants_is_judged(repo):
     """A syntax error away from the constants' statements is a note with its line; the raise is judged."""
     repo.commit({DRV: driver(), ".github/minbump.yml": CONFIG}, date="2016-05-01T10:00:00+00:00")
+    repo.tag("13.0.0", date="2016-05-01T10:00:00+00:00")  # Mitaka: its NEXT_MIN is below the raise
     repo.branch("bump")
     broken = driver("(1, 2, 9)").replace("    def init_host(self, host):", "    def init_host(self, host)")
     repo.commit({DRV: broken}, date="2016-06-01T10:00:00+00:00")

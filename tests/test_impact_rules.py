@@ -140,6 +140,7 @@ VIRTUOZZO = """platforms:
 def test_parallels_scope_touches_only_platforms_that_run_it(repo, tmp_path):
     repo.commit({DRV: driver("(1, 2, 1)", "(1, 2, 1)"), ".github/minbump.yml": CONFIG},
                 date="2016-05-01T10:00:00+00:00")
+    repo.tag("13.0.0", date="2016-05-01T10:00:00+00:00")  # Mitaka, without a Parallels marker
     repo.branch("bump")
     repo.commit({DRV: driver("(1, 2, 1)", "(1, 2, 1)", extra="MIN_LIBVIRT_PARALLELS_VERSION = (1, 2, 12)\n")},
                 date="2016-06-01T10:00:00+00:00")
@@ -240,6 +241,7 @@ def test_unreadable_per_arch_table_and_strictness(repo, tmp_path):
 def test_unreadable_per_arch_table_leaves_the_global_minimum_judged(repo):
     extra = "MIN_LIBVIRT_OTHER_ARCH = {fields.Architecture.S390X: (1, 2, 13)}\n"
     repo.commit({DRV: driver(extra=extra), ".github/minbump.yml": CONFIG}, date="2016-09-01T10:00:00+00:00")
+    repo.tag("14.0.0", date="2016-10-06T10:00:00+00:00")
     repo.branch("bump")
     repo.commit({DRV: driver("(1, 2, 9)", "(1, 2, 9)", extra="MIN_LIBVIRT_OTHER_ARCH = build_table()\n")},
                 date="2016-11-20T10:00:00+00:00")
