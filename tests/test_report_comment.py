@@ -8,7 +8,7 @@ import re
 import pytest
 
 from bot.cli.entry import main as entry_main
-from bot.core.report import link_base_for, render_markdown
+from bot.core.report import render_markdown
 from bot.git.gather import run_refs
 from bot.service.github import MARKER, comment_body
 from tests.support.fakegithub import Harness, fast_env, nova_repo
@@ -87,12 +87,6 @@ def test_file_line_links_and_plain_text(ocata, capsys):
         entry_main(["dry-run", "--repo", str(ocata.path), "--base", "main", "--head", "bump",
                     "--link-base", "not-a-url"])
     assert exc.value.code == 2 and "--link-base" in capsys.readouterr().err
-
-
-def test_link_base_for_clone_urls():
-    sha = "a" * 40
-    assert link_base_for("https://github.com/o/r.git", sha) == f"https://github.com/o/r/blob/{sha}/"
-    assert link_base_for("https://ghe.example.org/o/r", sha) == f"https://ghe.example.org/o/r/blob/{sha}/"
 
 
 def test_one_footer(ocata):

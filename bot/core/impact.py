@@ -219,7 +219,7 @@ def _judge_unit(matrix: Matrix, p: Platform, m: Minor | None, minors: list[Minor
         if base[component].version is None:
             return "fine", None  # an older minor without data: the release itself is judged
         nxt = _next_minor(minors, m)
-        end = minor_end(p, m, nxt, rule)
+        end = minor_end(matrix, p, m, nxt, rule)
         still = supported and end is not None and end > day
         superseded = None if still else (f"{_product(p)} {nxt.minor}" if nxt else None)
         conf = base[component].confidence
@@ -251,21 +251,20 @@ def _judge_unit(matrix: Matrix, p: Platform, m: Minor | None, minors: list[Minor
     return ("via" if via else "dropped"), imp
 
 
-def minor_end(p: Platform, m: Minor, nxt: Minor | None, rule: str = "standard") -> date | None:
-    """When an older minor release stops being supported under `rule`.
+def minor_end(matrix: Matrix, p: Platform, m: Minor, nxt: Minor | None, rule: str = "standard") -> date | None:
+    """When an older minor release (one with a later minor out) stops being supported under `rule`.
 
-    Its recorded `support_end`, else the day the next minor shipped; under
-    the extended rule its EUS/E4S end when later. A rebuild following its
-    upstream's minors (AlmaLinux, Rocky, CentOS) has no EUS: the next minor
-    ends it. None: the next minor's date is unknown.
+    The data's answer (`Matrix.minor_support_end`: its recorded end, EUS/E4S
+    under the extended rule, rebuilds ending with the next minor); where the
+    data records nothing for the platform's minors, the next minor's release
+    ends it, not the platform's end. None: ended on a day the data does not
+    give (the next minor is undated).
     """
-    nxt_day = nxt.released if nxt else None
-    if p.rebuild_of and not p.minors:
-        return nxt_day
-    end = m.support_end or nxt_day
-    if rule == "extended" and m.extended and m.extended.end:
-        end = max(end, m.extended.end) if end else m.extended.end
-    return end
+    rebuild = bool(p.rebuild_of and not p.minors)
+    if nxt is not None and nxt.released is None and (rebuild or not (m.support_end or (m.extended and m.extended.end))):
+        return None  # the next minor shipped on a day the data does not give (not the next dated one's)
+    end = matrix.minor_support_end(p, m, rule)
+    return end if end is not None else (nxt.released if nxt else None)
 
 
 def _next_minor(minors: list[Minor], m: Minor) -> Minor | None:

@@ -9,6 +9,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 from bot import __version__
+from bot.core.policy_changes import render as render_policy_changes
 from bot.core.records import Record
 
 ICON = {"fail": "❌", "warn": "⚠️", "pass": "✅", "neutral": "⚪"}
@@ -36,18 +37,21 @@ class Report(Record):
     config_origin: str = ""
     matrix_origins: list[str] = list
     data_as_of: str | None = None
+    policy_changes: list[dict] = list  # what the change does to the policy itself (bot.core.policy_changes)
+    link_base: str | None = None  # where the head's files are browsed, for links in the comment
+    merge_base: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "verdict": self.verdict, "summary": self.summary,
-            "base": self.base, "head": self.head, "as_of": self.as_of.isoformat(),
+            "base": self.base, "merge_base": self.merge_base, "head": self.head, "as_of": self.as_of.isoformat(),
             "support_rule": self.support_rule,
             "target_release": self.target_release, "previous_release": self.previous_release,
             "changes": self.changes, "effective": self.effective, "impacted": self.impacted,
             "unknown": self.unknown,
             "deprecation": self.deprecation, "obsolete_feature_minimums": self.obsolete_feature_minimums,
             "next_drops": self.next_drops, "errors": self.errors, "notes": self.notes,
-            "watched_changed": self.watched_changed,
+            "watched_changed": self.watched_changed, "policy_changes": self.policy_changes,
             "data": {"config": self.config_origin, "matrix": self.matrix_origins, "as_of": self.data_as_of},
             "minbump_version": __version__,
         }
@@ -61,12 +65,6 @@ def _scope(s: dict) -> str:
     parts = [s.get("arch") or "", s.get("hypervisor") or ""]
     text = ", ".join(p for p in parts if p)
     return text or "all"
-
-
-def link_base_for(clone_url: str, sha: str) -> str:
-    """`https://github.com/o/r.git` at `sha` -> `https://github.com/o/r/blob/<sha>/` (GitHub Enterprise alike)."""
-    url = clone_url[:-4] if clone_url.endswith(".git") else clone_url
-    return f"{url.rstrip('/')}/blob/{sha}/"
 
 
 def _where(path: str, line: int | None, link_base: str | None) -> str:
@@ -194,12 +192,13 @@ def render_markdown(report: Report, max_rows: int = 200, *, link_base: str | Non
                     footer: bool = True) -> str:
     """The dry-run output and the body of the bot's comment (without its marker).
 
-    `link_base` (`https://github.com/o/r/blob/<head sha>/`) turns every
-    `file:line` into a link to that line; the bot passes it, the dry-run only
-    with `--link-base`. `footer=False` leaves the one footer to the caller
+    `link_base` (`https://github.com/o/r/blob/<head sha>/`, else the
+    report's own, which the bot sets) turns every `file:line` into a link to
+    that line; the dry-run has one only with `--link-base`. `footer=False` leaves the one footer to the caller
     (the bot's comment has its own).
     """
     r = report
+    link_base = link_base or r.link_base
     out: list[str] = [f"## {ICON.get(r.verdict, '')} minbump: {r.verdict} — {r.summary}", ""]
     when = f"Judged as of **{r.as_of.isoformat()}**"
     if r.target_release:
@@ -271,6 +270,7 @@ def render_markdown(report: Report, max_rows: int = 200, *, link_base: str | Non
         body += [f"- `{o['constant']}` = {o['value']} ≤ {o['hard_minimum']} ({_where(o['file'], o['line'], link_base)})"
                  for o in r.obsolete_feature_minimums]
         out += _details(f"Feature checks now always true ({len(r.obsolete_feature_minimums)})", body)
+    out += render_policy_changes(r.policy_changes, link_base)
     if r.notes:
         out += ["### Notes", ""] + [f"- {_note(n, link_base)}" for n in r.notes] + [""]
     low = [d for d in r.impacted if d.get("confidence") == "low"]

@@ -203,7 +203,7 @@ class JobRunner:
 
     def _publish(self, spec: JobSpec, backend: Backend, owner: str, fields: dict[str, Any],
                  report: Any, problem: str | None, not_configured: bool) -> None:
-        from bot.core.report import link_base_for, render_markdown
+        from bot.core.report import render_markdown
 
         session = self.clients.session(spec.installation_id)
         pub = Publisher(session, spec.repo, spec.pr)
@@ -218,7 +218,8 @@ class JobRunner:
                 if not backend.acquire_pr_lock(spec.repo, spec.pr, owner, self.settings.lock_ttl):
                     raise RetryLater("lost the pull request lock while analysing", delay=1.0, count=False)
                 if report is not None:
-                    md = render_markdown(report, link_base=link_base_for(spec.clone_url, spec.head_sha), footer=False)
+                    report.link_base = f"{pub.repo.html_url}/blob/{spec.head_sha}/"  # links to the head's lines
+                    md = render_markdown(report, footer=False)  # the comment's own footer is the one
                     verdict = report.verdict
                     title = f"minbump: {verdict} — {report.summary}" if report.summary else f"minbump: {verdict}"
                     action = pub.upsert_comment(
