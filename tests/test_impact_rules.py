@@ -368,3 +368,20 @@ def test_superseded_minor_vs_extended_update_support(repo, tmp_path, rule):
         assert rhel["8.2"]["mitigations"][0]["name"] == "RHEL 8.4+"
         assert "RHEL 8.2" in _still(r) and "RHEL 8.2" not in older
     assert_one_count(r)
+
+
+def test_minor_superseded_by_an_undated_minor(repo):
+    """RHEL/CentOS 7.1 ended when 7.2 shipped, though the data does not date 7.2: not supported until 7.7."""
+    repo.commit({DRV: driver("(1, 2, 1)", "(1, 2, 1)"), ".github/minbump.yml": CONFIG},
+                date="2016-09-01T10:00:00+00:00")
+    repo.tag("14.0.0", date="2016-10-06T10:00:00+00:00")
+    repo.branch("bump")
+    repo.commit({DRV: driver("(1, 2, 9)", "(1, 2, 9)")}, date="2016-11-20T10:00:00+00:00")
+    r = run_refs(repo.path, "main", "bump")
+    minors = {(d["platform"], d["minor"]): d for d in r.impacted if d["minor"]}
+    for pid, product in (("rhel-7", "RHEL"), ("centos-7", "CentOS")):
+        d = minors[(pid, "7.1")]
+        assert (d["still_supported"], d["superseded_by"], d["support_end"]) == (False, f"{product} 7.2", None)
+        assert d["severity"] == "pass" and f"{product} 7.1" not in _still(r)
+    assert "when CentOS 7.2 shipped" in render_markdown(r)
+    assert_one_count(r)
