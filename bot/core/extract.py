@@ -93,6 +93,10 @@ class FileScan(Record):
     errors: list[tuple[int, str]] = list
     text: str = ""
     full_parse: bool = False
+    # When the whole file does not parse (Python 2-era code): where, as a note; constants are
+    # then read statement by statement, and those whose own statement fails are in `broken`.
+    notes: list[tuple[int, str]] = list
+    broken: dict[str, tuple[int, str]] = dict
 
 
 def default_filter(name: str) -> bool:
@@ -289,14 +293,14 @@ def scan_source(data: bytes | str, path: str, keep: Callable[[str], bool] = defa
     at = 0
     for line, snippet in pieces:
         if line < at:
-            return _full_parse(text, path, keep)  # overlapping statements: let ast decide
+            return _full_parse(text, path, keep, pieces)  # overlapping statements: let ast decide
         parts.append("\n" * (line - at))
         parts.append(snippet)
         at = line + snippet.count("\n")
     try:
         tree = ast.parse("".join(parts))
     except SyntaxError:
-        return _full_parse(text, path, keep)
+        return _full_parse(text, path, keep, pieces)
     except _TOO_DEEP:
         raise _too_deep(path, next((line + 1 for line, snippet in pieces if _too_deep_snippet(snippet)), 1)) from None
     _collect(tree, 0, keep, scan)
@@ -330,17 +334,38 @@ class _TripleQuotes:
         return self._count % 2 == 1
 
 
-def _full_parse(text: str, path: str, keep: Callable[[str], bool]) -> FileScan:
+def _full_parse(text: str, path: str, keep: Callable[[str], bool],
+                pieces: list[tuple[int, str]] | None = None) -> FileScan:
     scan = FileScan(path, text=text, full_parse=True)
     try:
         tree = ast.parse(text, filename=path)
     except SyntaxError as exc:
-        scan.errors.append((exc.lineno or 0, f"does not parse: {exc.msg}"))
+        if not pieces:
+            scan.errors.append((exc.lineno or 0, f"does not parse: {exc.msg}"))
+            return scan
+        # Python 2-era code (`0755`, `print x`) elsewhere in the file must not hide the constants.
+        scan.notes.append((exc.lineno or 0, f"does not parse as Python 3: {exc.msg}"))
+        _by_statement(pieces, keep, scan)
         return scan
     except _TOO_DEEP:
         raise _too_deep(path, _deep_line(text)) from None
     _collect(tree, 0, keep, scan)
     return scan
+
+
+def _by_statement(pieces: list[tuple[int, str]], keep: Callable[[str], bool], scan: FileScan) -> None:
+    """Each candidate statement parsed on its own; one that fails is `broken` at its line."""
+    for line, snippet in pieces:
+        try:
+            tree = ast.parse(snippet)
+        except (SyntaxError, RecursionError, MemoryError) as exc:
+            m = _CANDIDATE.match(snippet)
+            if m:
+                where = line + ((exc.lineno or 1) if isinstance(exc, SyntaxError) else 1)
+                why = exc.msg if isinstance(exc, SyntaxError) else "nested too deeply to read"
+                scan.broken[m.group(1)] = (where, f"does not parse: {why}")
+            continue
+        _collect(tree, line, keep, scan)
 
 
 def check_region(text: str, first: int, last: int, path: str = "<source>") -> tuple[int, str] | None:

@@ -19,6 +19,11 @@ from bot.core.version import Version
 from bot.core.records import Record
 
 CONFIDENCE_ORDER = {"low": 0, "medium": 1, "high": 2}
+# Every platform runs KVM/QEMU. A platform's `hypervisors` list names the others it packages drivers for;
+# where it is not recorded, mainstream drivers (lxc, xen) are assumed, Parallels/Virtuozzo never: only a
+# Virtuozzo-style platform that lists them runs them.
+DEFAULT_HYPERVISORS = ("kvm", "qemu")
+LISTED_ONLY_HYPERVISORS = ("parallels", "virtuozzo")
 
 # Architecture names as projects spell them -> the matrix's names.
 ARCH_ALIASES = {
@@ -199,7 +204,12 @@ class Platform(Record):
         return arch in every
 
     def runs_hypervisor(self, hypervisor: str | None) -> bool:
-        return hypervisor is None or self.hypervisors is None or hypervisor in self.hypervisors
+        """KVM/QEMU everywhere; others as `hypervisors` lists, or when not recorded, all but Parallels/Virtuozzo."""
+        if hypervisor is None or hypervisor in DEFAULT_HYPERVISORS:
+            return True
+        if self.hypervisors is None:
+            return hypervisor not in LISTED_ONLY_HYPERVISORS
+        return hypervisor in self.hypervisors
 
     def shipped(self, component: str, day: date | None = None) -> Cell:
         """What an up-to-date install ships on `day`: for rolling releases the newest snapshot by then."""
