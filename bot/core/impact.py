@@ -219,7 +219,7 @@ def _judge_unit(matrix: Matrix, p: Platform, m: Minor | None, minors: list[Minor
         if base[component].version is None:
             return "fine", None  # an older minor without data: the release itself is judged
         nxt = _next_minor(minors, m)
-        end = minor_end(matrix, p, m, nxt, rule)
+        end = matrix.minor_support_end(p, m, rule)
         still = supported and end is not None and end > day
         superseded = None if still else (f"{_product(p)} {nxt.minor}" if nxt else None)
         conf = base[component].confidence
@@ -249,22 +249,6 @@ def _judge_unit(matrix: Matrix, p: Platform, m: Minor | None, minors: list[Minor
                    via=via.name if via else None, superseded_by=superseded)
     imp.mitigations = mitigations_for(matrix, p, component, new, day, minor=m)
     return ("via" if via else "dropped"), imp
-
-
-def minor_end(matrix: Matrix, p: Platform, m: Minor, nxt: Minor | None, rule: str = "standard") -> date | None:
-    """When an older minor release (one with a later minor out) stops being supported under `rule`.
-
-    The data's answer (`Matrix.minor_support_end`: its recorded end, EUS/E4S
-    under the extended rule, rebuilds ending with the next minor); where the
-    data records nothing for the platform's minors, the next minor's release
-    ends it, not the platform's end. None: ended on a day the data does not
-    give (the next minor is undated).
-    """
-    rebuild = bool(p.rebuild_of and not p.minors)
-    if nxt is not None and nxt.released is None and (rebuild or not (m.support_end or (m.extended and m.extended.end))):
-        return None  # the next minor shipped on a day the data does not give (not the next dated one's)
-    end = matrix.minor_support_end(p, m, rule)
-    return end if end is not None else (nxt.released if nxt else None)
 
 
 def _next_minor(minors: list[Minor], m: Minor) -> Minor | None:
