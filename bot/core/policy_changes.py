@@ -33,6 +33,7 @@ KIND_TITLES = {
     "leaves-support": "Platforms leaving support",
     "contradicts-data": "Project matrix values that contradict the shipped data",
     "support-table": "Support table",
+    "changed": "Other policy changes",
 }
 
 
@@ -98,6 +99,11 @@ def _loosened(pf: PolicyFiles, head_snap: Snapshot | None, matrix: Matrix, as_of
             if p.supported_on(as_of, "extended") and not p.supported_on(as_of, "standard"):
                 out.append(_leaving(p, f, _line(pf.head, f, "support"), "extended support",
                                     "standard support only", "note", as_of, "extended"))
+    elif b.support != h.support:
+        # standard -> extended protects more platforms (ESM/ELS/LTSS count): stricter, but a reviewer sees it.
+        out.append(_entry(f, _line(pf.head, f, "support", "preset"), "changed", "support", b.support, h.support,
+                          "note", "paid extended support (ESM, ELS, LTSS) now counts as supported: more platforms "
+                          "are protected"))
     names = set(b.constants) | set(h.constants)
     if head_snap is not None:
         for scan in head_snap.files.values():
