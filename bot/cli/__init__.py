@@ -1,4 +1,9 @@
-"""`minbump`: the command line. Heavy modules are imported inside commands to keep start-up fast."""
+"""`minbump`: the command line, one click application.
+
+Start-up is part of the dry-run's budget (bench/dryrun.py), so modules here
+import only click and the standard library at the top; each command imports
+what it needs (git reader, analysis, Flask, the queue) when it runs.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,9 @@ from datetime import date
 
 import click
 
-from bot.errors import MinbumpError
-
-
-def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+from bot.cli import audit, matrix, service
+from bot.cli.params import day_option
+from bot.errors import Interrupted, MinbumpError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,7 +30,7 @@ def cli() -> None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="A config file to use "
               "instead of .github/minbump.yml at base.")
 @click.option("--preset", help="A shipped preset to use instead of the repository's config (e.g. openstack-nova).")
-@click.option("--as-of", "as_of", callback=_date, help="Judge support on this date (default: the target "
+@click.option("--as-of", "as_of", callback=day_option, help="Judge support on this date (default: the target "
               "release's date, else the head commit's).")
 @click.option("--matrix", "matrix_files", multiple=True, type=click.Path(dir_okay=False),
               help="An extra matrix file applied over the shipped one (repeatable).")
@@ -43,31 +41,32 @@ def dry_run(repo: str, base: str, head: str, config_path: str | None, preset: st
 
     Exit status: 0 pass, warn or neutral; 1 fail; 2 usage or input error.
     """
-    from bot.cli.entry import run_dry
+    from bot.git.gather import run_refs
 
     if config_path and preset:
         raise click.UsageError("--config and --preset are alternatives; give one")
-    sys.exit(run_dry(repo, base, head, config_path, preset, as_of, matrix_files, fmt))
+    report = run_refs(repo, base, head, config_path=config_path, preset=preset, as_of=as_of,
+                      today=date.today(), matrix_files=list(matrix_files))
+    if fmt == "json":
+        import json
+
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+    else:
+        from bot.core.report import render_markdown
+
+        sys.stdout.write(render_markdown(report))
+    sys.stdout.flush()
+    sys.exit(1 if report.verdict == "fail" else 0)
 
 
-def _register_optional() -> None:
-    """Commands owned by other modules; each registers itself on the group."""
-    import importlib
-
-    for name in ("bot.cli.matrix", "bot.cli.service"):
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        mod.register(cli)
+for _module in (matrix, service, audit):
+    _module.register(cli)
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The console script: run the CLI and turn every user-facing failure into one line on stderr."""
     args = sys.argv[1:] if argv is None else list(argv)
-    if not args or args[0] != "dry-run":  # dry-run is the hot path: skip the other commands' imports
-        _register_optional()
+    args = args or ["--help"]  # `minbump` alone shows the help (the same on every click version)
     try:
         cli.main(args=args, prog_name="minbump", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -79,9 +78,15 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         click.echo(f"minbump: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code if exc.exit_code != 1 else 2)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            click.echo("minbump: interrupted", err=True)
+            sys.exit(Interrupted.exit_code)
         click.echo("minbump: aborted", err=True)
         sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("minbump: interrupted", err=True)
+        sys.exit(Interrupted.exit_code)
     except MinbumpError as exc:
         click.echo(f"minbump: {exc}", err=True)
         sys.exit(exc.exit_code)

@@ -14,13 +14,12 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import click
 
+from bot.cli.params import day_option as _date_opt
+
 if TYPE_CHECKING:  # pragma: no cover
-    from bot.core.matrix import Matrix, Platform
+    from bot.core.matrix import Matrix
 
 LEGEND = "legend: 1.2.9? = low confidence (verify before relying on it); - = not known"
-
-
-from bot.cli import _date as _date_opt  # noqa: E402  (one date parser for every command)
 
 
 def _today() -> date:
@@ -147,60 +146,12 @@ def _cell_text(version: Any, confidence: str) -> str:
     return f"{version}?" if confidence == "low" else str(version)
 
 
-def _status(matrix: "Matrix", p: "Platform", day: date, rule: str) -> str:
-    if p.id in matrix.out_of_scope:
-        return "out of scope"
-    if p.released and p.released > day:
-        return "not yet released"
-    return "supported" if p.supported_on(day, rule) else "ended"
-
-
 def _table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     lines = [fmt.format(*header).rstrip(), fmt.format(*("-" * w for w in widths)).rstrip()]
     lines += [fmt.format(*r).rstrip() for r in rows]
     return "\n".join(lines)
-
-
-def show_rows(matrix: "Matrix", components: list[str], day: date, rule: str, arch: str | None,
-              include_all: bool) -> list[dict]:
-    """Pure: what each platform ships on `day`, for table, csv and json alike."""
-    from bot.core.impact import available_minors, shipped_on
-
-    out: list[dict] = []
-    for p in matrix.platforms:
-        if not p.has_arch(arch):
-            continue
-        status = _status(matrix, p, day, rule)
-        if status != "supported" and not include_all:
-            continue
-        ships: dict[str, dict] = {}
-        minors = available_minors(matrix, p, day)
-        for c in components:
-            cell = shipped_on(matrix, p, c, day)
-            entry: dict = {"version": str(cell.version) if cell.version else None, "confidence": cell.confidence}
-            in_minor = [m for m in minors if c in m.ships]
-            if in_minor:
-                entry["minor"] = in_minor[-1].minor
-            ships[c] = entry
-        end = p.support_end(rule)
-        row = {
-            "platform": p.id, "label": p.label, "distro": p.distro, "release": p.release,
-            "released": p.released.isoformat() if p.released else None,
-            "eol": p.eol.isoformat() if p.eol else None,
-            "extended_support": ({"name": p.extended_name, "end": p.extended_end.isoformat()}
-                                 if p.extended_end else None),
-            "support_end": end.isoformat() if end else None,
-            "status": status, "supported": status == "supported",
-            "arches": list(p.arches), "ships": ships,
-            "confidence": {"dates": p.confidence.get("dates", "low")},
-            "data_origin": p.origin,
-        }
-        if p.id in matrix.out_of_scope:
-            row["out_of_scope"] = matrix.out_of_scope[p.id]
-        out.append(row)
-    return out
 
 
 def show_cmd(component: str | None, as_of: date | None, arch: str | None, fmt: str, include_all: bool,
@@ -213,6 +164,8 @@ def show_cmd(component: str | None, as_of: date | None, arch: str | None, fmt: s
     matrix, cfg_age = _load(matrix_files, config_path)
     day = as_of or _today()
     comps = _components(matrix, component)
+    from bot.core.matrix_query import show_rows
+
     rows = show_rows(matrix, comps, day, rule, arch, include_all)
     age = max_age if max_age is not None else (cfg_age if cfg_age is not None else 365)
     _warn_freshness(matrix, age)
@@ -268,21 +221,6 @@ def _mitigation_text(m: dict) -> str:
     return text
 
 
-def what_if_data(matrix: "Matrix", component: str, version: str, day: date, rule: str,
-                 arch: str | None, hypervisor: str | None) -> dict:
-    """Pure: the JSON answer of `matrix what-if`."""
-    from bot.errors import MinbumpError
-    from bot.core.impact import dropped
-    from bot.core.version import Version
-
-    try:
-        need = Version.parse(version)
-    except ValueError:
-        raise MinbumpError(f"{version!r} is not a version (e.g. 8.0.0)") from None
-    items = dropped(matrix, component, None, need, day=day, rule=rule, arch=arch, hypervisor=hypervisor)
-    return {"as_of": day.isoformat(), "support_rule": rule, "impacted": [i.to_dict() for i in items]}
-
-
 def what_if_cmd(component: str, version: str, as_of: date | None, arch: str | None, hypervisor: str | None,
                 rule: str, fmt: str, matrix_files: tuple[str, ...], config_path: str | None) -> None:
     """Which platforms a minimum of VERSION would drop, with no git repository needed."""
@@ -291,7 +229,9 @@ def what_if_cmd(component: str, version: str, as_of: date | None, arch: str | No
     matrix, cfg_age = _load(matrix_files, config_path)
     _components(matrix, component)
     day = as_of or _today()
-    data = what_if_data(matrix, component, version, day, rule, arch, hypervisor)
+    from bot.core.matrix_query import what_if
+
+    data = what_if(matrix, component, version, day, rule, arch, hypervisor)
     _warn_freshness(matrix, cfg_age if cfg_age is not None else 365)
     if fmt == "json":
         click.echo(json.dumps(data, indent=2))

@@ -6,6 +6,7 @@ bot and `minbump dry-run` give the same answer for the same commits.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import date
 
 TYPE_CHECKING = False
@@ -97,7 +98,12 @@ def _changes(g: GitRepo, base_sha: str, head_sha: str, cfg: Config) -> list[tupl
     return out
 
 
-def run_refs(repo_path: str | Path, base: str, head: str, *, config_path: str | None = None,
+def _opened(repo: "str | Path | GitRepo") -> "GitRepo | nullcontext[GitRepo]":
+    """A path is opened (and closed) here; an open GitRepo stays open: `minbump audit` judges many pairs on one."""
+    return nullcontext(repo) if isinstance(repo, GitRepo) else GitRepo(repo)
+
+
+def run_refs(repo_path: "str | Path | GitRepo", base: str, head: str, *, config_path: str | None = None,
              preset: str | None = None, as_of: date | None = None, today: date | None = None,
              matrix_files: list[str] | None = None, config_ref: str | None = None) -> Report:
     """Analyse `base..head` of a local clone (bare or not); see docs/DESIGN.md.
@@ -106,7 +112,7 @@ def run_refs(repo_path: str | Path, base: str, head: str, *, config_path: str | 
     files are read (default: `base`); the bot passes the base branch's tip
     while diffing from the merge base.
     """
-    with GitRepo(repo_path) as g:
+    with _opened(repo_path) as g:
         base_sha, head_sha = g.resolve(base), g.resolve(head)
         policy_sha = g.resolve(config_ref) if config_ref else base_sha
         cfg = load_config(g, policy_sha, config_ref or base, config_path, preset)
