@@ -43,7 +43,7 @@ def _charts(doc: dict, matrix: "Matrix", calendar: "Calendar | None") -> str:
     if not components:
         return "<p>No watched constant changed: nothing to chart.</p>"
     if not chart.available():
-        return (f'<p class="hint">The timeline charts need matplotlib: <code>{chart.INSTALL_HINT}</code>, '
+        return (f'<p class="hint">The timeline charts need matplotlib: <code>{escape(chart.INSTALL_HINT)}</code>, '
                 "then run the same command again.</p>")
     start, end = chart_span(doc["rows"], date.today())
     parts = []

@@ -62,10 +62,18 @@ def summarize(row: dict) -> dict:
             "error": "; ".join(problems) or None}
 
 
+def judged(row: dict) -> bool:
+    """False for a row whose commit could not be judged: an error, or a watched file that does not parse."""
+    return not row.get("error") and not any(e.get("ref") == "head" for e in row.get("errors", []))
+
+
 def timeline(rows: list[dict]) -> dict[str, list[dict]]:
-    """Per component, every change of a watched constant in date order: {date, sha, constant, kind, scope, value}."""
+    """Per component, every change of a watched constant in date order: {date, sha, constant, kind, scope, value}.
+
+    Commits that could not be judged are left out: their values are not known.
+    """
     out: dict[str, list[dict]] = {}
-    for row in rows:
+    for row in filter(judged, rows):
         for c in row.get("changes", []):
             out.setdefault(c["component"], []).append({
                 "date": row["date"], "sha": row["sha"], "constant": c["constant"], "kind": c["kind"],
@@ -105,7 +113,7 @@ def render_markdown(doc: dict) -> str:
 
 def chart_span(rows: list[dict], today: date) -> tuple[date, date]:
     """The chart's time range: a year before the first change to two years after the last (not past today)."""
-    days = [parse_day(r["date"]) for r in rows if not r.get("error")] or [today]
+    days = [parse_day(r["date"]) for r in rows if judged(r)] or [today]
     return min(days) - timedelta(days=365), max(min(max(days) + timedelta(days=730), today), max(days))
 
 
@@ -119,7 +127,7 @@ def chart_data(component: str, rows: list[dict], matrix: Matrix, calendar: Calen
     plotted minimums; releases: the calendar's (date, name); drops:
     (date, version, label) of still-supported platforms a raise dropped.
     """
-    mine = [r for r in rows if not r.get("error")]
+    mine = [r for r in rows if judged(r)]
     hard: list[tuple[date, str]] = []
     nxt: list[tuple[date, str]] = []
     for r in mine:

@@ -204,7 +204,7 @@ class Audit:
                      "as_of": self.matrix.data_as_of.isoformat() if self.matrix.data_as_of else None,
                      "calendar": cal.name if cal else None, "support_rule": self.config.support},
             "commits_scanned": len(self.commits),
-            "rows": rows, "timeline": timeline([r for r in rows if not r.get("error")]),
+            "rows": rows, "timeline": timeline(rows),
         }
 
     def run(self) -> dict:
