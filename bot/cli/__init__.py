@@ -12,12 +12,32 @@ from datetime import date
 
 import click
 
-from bot.cli import audit, matrix, service
 from bot.cli.params import day_option
 from bot.errors import Interrupted, MinbumpError
 
+# Commands defined in other modules, imported only when named (or listed by --help), so a
+# dry-run does not pay for the service's or the matrix tools' imports. Each module's
+# `register(group)` adds its commands.
+LAZY = {"audit": "bot.cli.audit", "validate": "bot.cli.matrix", "matrix": "bot.cli.matrix",
+        "serve": "bot.cli.service", "worker": "bot.cli.service", "jobs": "bot.cli.service",
+        "cache": "bot.cli.service"}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """click's documented lazy-loading group: subcommands from `LAZY` are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(LAZY))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in LAZY:
+            import importlib
+
+            importlib.import_module(LAZY[name]).register(self)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="minbump", message="minbump %(version)s")
 def cli() -> None:
     """Does raising a minimum version drop a platform its vendor still supports?"""
@@ -57,10 +77,6 @@ def dry_run(repo: str, base: str, head: str, config_path: str | None, preset: st
         sys.stdout.write(render_markdown(report))
     sys.stdout.flush()
     sys.exit(1 if report.verdict == "fail" else 0)
-
-
-for _module in (matrix, service, audit):
-    _module.register(cli)
 
 
 def main(argv: list[str] | None = None) -> None:

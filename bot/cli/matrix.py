@@ -1,8 +1,7 @@
 """`minbump validate` and `minbump matrix ...`: look at and maintain the data behind every answer.
 
-Registered on the main click group by `bot.cli`. Only click is imported at
-module level: `bot.cli` imports this module for every command, including the
-dry-run, whose start-up must stay fast.
+Registered on the main click group by `bot.cli` when one of its commands is
+named (a dry-run never imports it); heavy modules are imported inside commands.
 """
 
 from __future__ import annotations
