@@ -23,7 +23,7 @@ from bot.errors import MinbumpError
 from bot.git.gather import NotConfigured, load_calendar, load_config, load_matrix, run_refs
 from bot.git.read import Entry, GitRepo
 
-BLOB_CACHE_BYTES = 64 << 20
+BLOB_CACHE_BYTES = 16 << 20  # a few versions of a big driver.py: enough for parent, commit and the release tag
 
 
 class AuditRepo(GitRepo):
