@@ -217,6 +217,22 @@ def test_bad_input_is_one_line(history, args, needle):
     assert out.stderr.count("\n") == 1 and out.stderr.startswith("minbump: ") and needle in out.stderr
 
 
+def test_a_repository_without_config_needs_one_given(repo):
+    repo.commit({DRV: _drv()}, "Driver", "2016-02-01T10:00:00+00:00")
+    repo.commit({DRV: _drv("(1, 2, 9)")}, "Raise", "2016-11-20T10:00:00+00:00")
+    out = _cli("audit", "--repo", str(repo.path))
+    assert out.returncode == 2 and out.stderr == (f"minbump: no .github/minbump.yml at HEAD ({repo.head()[:12]}); "
+                                                  "pass --config FILE or --preset NAME\n")
+    given = _cli("audit", "--repo", str(repo.path), "--preset", "openstack-nova", "--format", "json")
+    assert given.returncode == 0 and [r["subject"] for r in json.loads(given.stdout)["rows"]] == ["Raise"]
+    # Adopted later: the history before the config is judged with the tip's, and the row says so.
+    repo.commit({".github/minbump.yml": CONFIG}, "Adopt minbump", "2017-01-01T10:00:00+00:00")
+    later = _cli("audit", "--repo", str(repo.path), "--format", "json")
+    (row,) = json.loads(later.stdout)["rows"]
+    assert later.returncode == 0 and row["subject"] == "Raise" and row["verdict"] == "fail"
+    assert row["config_ref"].startswith("HEAD (") and row["config_ref"].endswith("no config at the parent")
+
+
 def test_html_has_the_table_and_one_svg_chart_per_component(history, tmp_path):
     pytest.importorskip("matplotlib")
     import xml.etree.ElementTree as ET

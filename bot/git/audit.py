@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.core.analysis import snapshot
+from bot.core.config import CONFIG_PATH
 from bot.core.dates import parse_day
 from bot.core.extract import MAX_SOURCE
 from bot.core.timeline import timeline
@@ -98,7 +99,11 @@ class Audit:
         try:
             self.tip = self.g.resolve(branch)
             # Detection uses the tip's config (or the one given); each commit is judged with its parent's.
-            self.config = load_config(self.g, self.tip, branch, config_path, preset)
+            try:
+                self.config = load_config(self.g, self.tip, branch, config_path, preset)
+            except NotConfigured:
+                raise NotConfigured(f"no {CONFIG_PATH} at {branch} ({self.tip[:12]}); "
+                                    "pass --config FILE or --preset NAME") from None
             self.matrix = load_matrix(self.g, self.tip, self.config)
             self.calendar = load_calendar(self.g, self.tip, self.config)
             self.commits = self._log(since, until)
