@@ -61,7 +61,7 @@ def test_every_command_has_help(cmd):
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["dry-run", "--base", "a"], "Missing option '--head'"),
+    (["dry-run", "--head", "b"], "Missing option '--base'"),
     (["dry-run", "--base", "a", "--head", "b", "--bogus", "x"], "No such option '--bogus'"),
     (["dry-run", "--base", "a", "--head", "b", "--format", "yaml"], "'yaml' is not one of"),
     (["dry-run", "--base", "a", "--head", "b", "--as-of", "2016-13-01"], "'2016-13-01' is not a date"),
@@ -85,6 +85,7 @@ def test_bad_usage_is_one_line_exit_2(args, needle):
 def test_dry_run_report_errors_and_exit_codes(repo):
     repo.commit({"nova/virt/libvirt/driver.py": driver("(1, 2, 1)", "(1, 2, 1)"),
                  ".github/minbump.yml": CONFIG}, date="2016-09-01T10:00:00+00:00")
+    repo.tag("14.0.0", date="2016-10-06T10:00:00+00:00")  # without Newton's tag the warning is unknown, not a fail
     repo.branch("bump")
     repo.commit({"nova/virt/libvirt/driver.py": driver("(1, 2, 9)", "(1, 2, 9)")},
                 date="2016-11-20T10:00:00+00:00")
@@ -98,6 +99,8 @@ def test_dry_run_report_errors_and_exit_codes(repo):
         {k: v for k, v in rb.items() if k not in ("as_of", "support_rule", "impacted", "summary", "verdict")}
     bad = _run("dry-run", "--repo", str(repo.path), "--base", "main", "--head", "nope")
     assert bad.returncode == 2 and bad.stderr.strip() == f"minbump: unknown ref 'nope' in {repo.path}"
+    usage = _run("dry-run", "--repo", str(repo.path), "--head", "bump")  # --head defaults to HEAD; --base is needed
+    assert usage.returncode == 2 and "--base" in usage.stderr and "Traceback" not in usage.stderr
     assert bad.stdout == ""
 
 

@@ -70,3 +70,29 @@ def what_if(matrix: Matrix, component: str, version: str, day: date, rule: str,
         raise MinbumpError(f"{version!r} is not a version (e.g. 8.0.0)") from None
     items = dropped(matrix, component, None, need, day=day, rule=rule, arch=arch, hypervisor=hypervisor)
     return {"as_of": day.isoformat(), "support_rule": rule, "impacted": [i.to_dict() for i in items]}
+
+
+def what_if_groups(matrix: Matrix, impacted: list[dict], day: date, rule: str) -> dict[str, list[dict]]:
+    """Split `impacted` for reading: still supported, no longer supported, version not known.
+
+    A minor release whose own support ended (superseded by a later minor,
+    its EUS/E4S over) counts as no longer supported even while its major is,
+    by `Matrix.minor_supported`; its row shows when the minor's support ended.
+    A minor kept alive by an add-on (EUS, E4S) shows when that ends.
+    """
+    groups: dict[str, list[dict]] = {"live": [], "gone": [], "unknown": []}
+    for i in impacted:
+        if i["shipped"] is None:
+            groups["unknown"].append(i)
+            continue
+        p = matrix.get(i["platform"])
+        minor = next((m for m in matrix.minors_of(p) if m.minor == i["minor"]), None) if p and i["minor"] else None
+        if i["still_supported"] and minor is not None:
+            end = matrix.minor_support_end(p, minor, rule)
+            if not matrix.minor_supported(p, minor, day, rule):
+                i = {**i, "still_supported": False, "support_end": end.isoformat() if end else i["support_end"],
+                     "superseded": True}
+            elif end and matrix.minors_on(p, day)[-1] != minor:  # kept alive by EUS/E4S: until then
+                i = {**i, "support_end": end.isoformat()}
+        groups["live" if i["still_supported"] else "gone"].append(i)
+    return groups

@@ -6,7 +6,7 @@ finds those without reading a diff; each is then compared with its parent
 constant by constant with the analyzer's own `snapshot` (the dry-run's
 detection, cached per blob), and only the few that changed a constant are
 judged, by the dry-run's own `run_refs(parent, commit)`. Everything runs on
-one `GitRepo` (one `git cat-file --batch`), with tags and blobs read once.
+one `GitRepo` (one `git cat-file --batch`), with the tag list and blobs read once.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ BLOB_CACHE_BYTES = 16 << 20  # a few versions of a big driver.py: enough for par
 
 
 class AuditRepo(GitRepo):
-    """The one reader of an audit: the tag list and recently read blobs are kept across commits.
+    """The one reader of an audit: recently read blobs are kept across commits.
 
     Blobs are immutable, so a blob read for one commit serves its parent and
     its neighbours (a watched file changes in a few commits out of hundreds).
@@ -36,14 +36,8 @@ class AuditRepo(GitRepo):
 
     def __init__(self, path: str | Path) -> None:
         super().__init__(path)
-        self._tag_list: list[tuple[str, str, str]] | None = None
         self._blobs: dict[tuple[str, int | None], bytes] = {}
         self._blob_bytes = 0
-
-    def tags(self) -> list[tuple[str, str, str]]:
-        if self._tag_list is None:
-            self._tag_list = super().tags()
-        return self._tag_list
 
     def blob(self, sha: str, name: str = "", limit: int | None = None) -> bytes:
         key = (sha, limit)
@@ -98,6 +92,7 @@ class Audit:
         self.g = AuditRepo(repo)
         try:
             self.tip = self.g.resolve(branch)
+            self.g.tags()  # read once: every commit's release plan reuses the list
             # Detection uses the tip's config (or the one given); each commit is judged with its parent's.
             try:
                 self.config = load_config(self.g, self.tip, branch, config_path, preset)

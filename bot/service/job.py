@@ -218,6 +218,7 @@ class JobRunner:
                 if not backend.acquire_pr_lock(spec.repo, spec.pr, owner, self.settings.lock_ttl):
                     raise RetryLater("lost the pull request lock while analysing", delay=1.0, count=False)
                 if report is not None:
+                    report.link_base = f"{pub.repo.html_url}/blob/{spec.head_sha}/"  # links to the head's lines
                     md = render_markdown(report)
                     verdict = report.verdict
                     title = f"minbump: {verdict} — {report.summary}" if report.summary else f"minbump: {verdict}"
