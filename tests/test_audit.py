@@ -274,7 +274,7 @@ def test_ctrl_c_ends_with_130_and_one_line(history, monkeypatch, capsys):
     assert _main(["audit", "--repo", str(repo.path)]) == 130
     err = capsys.readouterr()
     assert err.out == ""
-    assert err.err == "minbump: interrupted after 2 of 9 commits; nothing written\n"
+    assert err.err == "minbump: interrupted after 3 commits; nothing written\n"
 
 
 def test_progress_bar_only_on_a_terminal(history, tmp_path):

@@ -39,26 +39,19 @@ def audit_cmd(repo: str, branch: str, since: str | None, until: str | None, conf
     from bot.git.audit import Audit
 
     rows: list[dict] = []
-    done = 0
     with Audit(repo, branch, since, until, config_path, preset, today=date.today()) as audit:
-        total = len(audit.commits)
+        walk = audit.walk()
         try:
-            if sys.stderr.isatty() and total:
-                with click.progressbar(audit.commits, label="minbump audit", file=sys.stderr,
+            if sys.stderr.isatty():  # a count of commits read: their number is known only once git is done
+                with click.progressbar(walk, label="minbump audit", file=sys.stderr,
                                        item_show_func=lambda e: e.sha[:10] if e else None) as bar:
-                    for entry in bar:
-                        row = audit.judge(entry)
-                        done += 1
-                        if row is not None:
-                            rows.append(row)
+                    rows = [r for r in (audit.judge(e) for e in bar) if r is not None]
             else:
-                for entry in audit.commits:
-                    row = audit.judge(entry)
-                    done += 1
-                    if row is not None:
-                        rows.append(row)
+                rows = [r for r in (audit.judge(e) for e in walk) if r is not None]
         except KeyboardInterrupt:
-            raise Interrupted(f"interrupted after {done} of {total} commits; nothing written") from None
+            raise Interrupted(f"interrupted after {audit.walked} commits; nothing written") from None
+        finally:
+            walk.close()  # ends git log if it is still walking
         doc = audit.document(rows)
         if fmt == "json":
             text = json.dumps(doc, indent=2) + "\n"

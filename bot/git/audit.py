@@ -11,9 +11,10 @@ one `GitRepo` (one `git cat-file --batch`), with the tag list and blobs read onc
 
 from __future__ import annotations
 
+import subprocess
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from bot.core.analysis import snapshot
 from bot.core.config import CONFIG_PATH
@@ -39,6 +40,32 @@ class AuditRepo(GitRepo):
         self._blobs: dict[tuple[str, int | None], bytes] = {}
         self._blob_bytes = 0
 
+    def stream(self, *args: str) -> Iterator[str]:
+        """The NUL-separated records `git <args>` prints, as git prints them (the caller works while git walks).
+
+        The process is ended when the caller stops early (Ctrl-C, an error).
+        """
+        proc = subprocess.Popen(["git", "-C", self.path, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, env=self._env)
+        assert proc.stdout is not None and proc.stderr is not None
+        try:
+            pending = b""
+            while chunk := proc.stdout.read1(1 << 16):
+                *records, pending = (pending + chunk).split(b"\0")
+                for record in records:
+                    yield record.decode("utf-8", "replace")
+            if pending:
+                yield pending.decode("utf-8", "replace")
+            err = proc.stderr.read().decode("utf-8", "replace").strip().splitlines()
+            if proc.wait() != 0:
+                raise MinbumpError(f"git {args[0]} failed: {err[-1] if err else 'exit ' + str(proc.returncode)}")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+            proc.stderr.close()
+
     def blob(self, sha: str, name: str = "", limit: int | None = None) -> bytes:
         key = (sha, limit)
         hit = self._blobs.get(key)
@@ -55,10 +82,13 @@ class AuditRepo(GitRepo):
 class LogEntry:
     """A first-parent commit that touched a watched path."""
 
-    __slots__ = ("sha", "parent", "when", "subject")
+    __slots__ = ("sha", "parent", "when", "subject", "older")
 
     def __init__(self, sha: str, parent: str | None, when: datetime, subject: str) -> None:
         self.sha, self.parent, self.when, self.subject = sha, parent, when, subject
+        # The next older commit in the walk: between it and `parent` no first-parent commit touched a
+        # watched path (git would have listed it), so its watched files are the parent's.
+        self.older: str | None = None
 
 
 def _bound(g: GitRepo, value: str | None, option: str) -> tuple[datetime | None, bool]:
@@ -77,10 +107,12 @@ def _bound(g: GitRepo, value: str | None, option: str) -> tuple[datetime | None,
 
 
 class Audit:
-    """One audit: open the repository, list the commits to look at, judge them one by one.
+    """One audit: open the repository, walk the commits to look at, judge them one by one.
 
-    The command line drives `judge` itself (progress bar, Ctrl-C); `run`
-    does the whole walk for callers that need no progress.
+    The command line drives `walk` and `judge` itself (progress bar, Ctrl-C);
+    `run` does the whole audit for callers that need no progress. Bad options
+    (an unknown ref, a --since that is neither date nor tag, no config) fail
+    here, before any walking.
     """
 
     def __init__(self, repo: str | Path, branch: str = "HEAD", since: str | None = None,
@@ -101,12 +133,17 @@ class Audit:
                                     "pass --config FILE or --preset NAME") from None
             self.matrix = load_matrix(self.g, self.tip, self.config)
             self.calendar = load_calendar(self.g, self.tip, self.config)
-            self.commits = self._log(since, until)
+            self._lo, self._lo_tag = _bound(self.g, since, "--since")
+            self._hi, self._hi_tag = _bound(self.g, until, "--until")
+            if self._hi is not None and not self._hi_tag:
+                self._hi += timedelta(days=1)  # --until DAY includes that day
         except BaseException:
             self.g.close()
             raise
         self._signatures: dict[frozenset, tuple[Any, ...]] = {}
-        self.scanned = 0
+        self.walked = 0  # commits touching a watched file, in the range, seen so far
+        self._order: dict[str, int] = {}  # sha -> place in the walk (newest first)
+        self._tree_files: dict[str, frozenset[tuple[str, str]]] = {}
 
     def __enter__(self) -> "Audit":
         return self
@@ -118,32 +155,50 @@ class Audit:
         self.g.close()
 
     # ----------------------------------------------------------------- walk
-    def _log(self, since: str | None, until: str | None) -> list[LogEntry]:
-        lo, lo_tag = _bound(self.g, since, "--since")
-        hi, hi_tag = _bound(self.g, until, "--until")
-        if hi is not None and not hi_tag:
-            hi += timedelta(days=1)  # --until DAY includes that day
+    def walk(self) -> Iterator[LogEntry]:
+        """First-parent commits that touch a watched path, newest first, as `git log` finds them.
+
+        Streamed, so judging overlaps git's walk of the history (the two use
+        different cores); `git log --reverse` would hold everything back until
+        the walk ends.
+        """
         specs = [f":(glob){p}" for p in self.config.watch]
-        out = self.g.run("log", "--first-parent", "--reverse", "-z", "--format=%H %P%x01%ct%x01%s",
-                         self.tip, "--", *specs)
-        entries = []
-        for record in out.split("\0"):
+        held: LogEntry | None = None  # yielded once the next older commit is known
+        for record in self.g.stream("log", "--first-parent", "-z", "--format=%H %P%x01%ct%x01%s",
+                                    self.tip, "--", *specs):
             record = record.strip("\n")
             if not record:
                 continue
             shas, ct, subject = record.split("\x01", 2)
             sha, *parents = shas.split()
-            when = datetime.fromtimestamp(int(ct), timezone.utc)
-            if lo is not None and (when <= lo if lo_tag else when < lo):
-                continue
-            if hi is not None and (when > hi if hi_tag else when >= hi):
-                continue
-            entries.append(LogEntry(sha, parents[0] if parents else None, when, subject))
-        return entries
+            entry = LogEntry(sha, parents[0] if parents else None, datetime.fromtimestamp(int(ct), timezone.utc),
+                             subject)
+            if held is not None:
+                held.older = sha
+                yield from self._in_range(held)
+            held = entry
+        if held is not None:
+            yield from self._in_range(held)
+
+    def _in_range(self, entry: LogEntry) -> Iterator[LogEntry]:
+        lo, hi, when = self._lo, self._hi, entry.when
+        if lo is not None and (when <= lo if self._lo_tag else when < lo):
+            return
+        if hi is not None and (when > hi if self._hi_tag else when >= hi):
+            return
+        self.walked += 1
+        self._order[entry.sha] = -self.walked  # sorting by it puts the oldest first
+        yield entry
 
     def _files(self, sha: str) -> frozenset[tuple[str, str]]:
-        entries: list[Entry] = self.g.files(sha, self.config.watch)
-        return frozenset((e.path, e.sha) for e in entries)
+        hit = self._tree_files.get(sha)
+        if hit is None:
+            entries: list[Entry] = self.g.files(sha, self.config.watch)
+            hit = frozenset((e.path, e.sha) for e in entries)
+            if len(self._tree_files) > 8:
+                self._tree_files.clear()
+            self._tree_files[sha] = hit
+        return hit
 
     def _signature(self, files: frozenset[tuple[str, str]]) -> tuple[Any, ...]:
         """What the dry-run would compare: each watched constant's shown value and file, and parse errors."""
@@ -161,10 +216,9 @@ class Audit:
         """Whether `entry` changed a watched constant (or broke a watched file) against its first parent."""
         if entry.parent is None:
             return False  # the first commit: nothing to compare with, as a dry-run needs a base
-        before, after = self._files(entry.parent), self._files(entry.sha)
+        before, after = self._files(entry.older or entry.parent), self._files(entry.sha)
         if before == after:
             return False
-        self.scanned += 1
         old, new = self._signature(before), self._signature(after)
         return old[0] != new[0] or (new[1] and not old[1])
 
@@ -196,17 +250,18 @@ class Audit:
         return {**data, **meta, **extra}
 
     def document(self, rows: list[dict]) -> dict:
-        """The JSON answer: {repo, branch, config, data, rows, timeline}."""
+        """The JSON answer: {repo, branch, config, data, rows, timeline}; `rows` oldest first."""
+        rows = sorted(rows, key=lambda r: self._order[r["sha"]])
         cal = self.calendar
         return {
             "repo": self.repo_path, "branch": self.branch, "head": self.tip, "config": self.config.origin,
             "data": {"matrix": list(self.matrix.origins),
                      "as_of": self.matrix.data_as_of.isoformat() if self.matrix.data_as_of else None,
                      "calendar": cal.name if cal else None, "support_rule": self.config.support},
-            "commits_scanned": len(self.commits),
+            "commits_scanned": self.walked,
             "rows": rows, "timeline": timeline(rows),
         }
 
     def run(self) -> dict:
-        rows = [r for r in (self.judge(e) for e in self.commits) if r is not None]
+        rows = [r for r in (self.judge(e) for e in self.walk()) if r is not None]
         return self.document(rows)
