@@ -58,8 +58,11 @@ def cli() -> None:
 @click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True)
 @click.option("--target-release", "target_release", metavar="NAME|TAG",
               help="The release the change ships in (default: found from the tags' git topology).")
+@click.option("--link-base", "link_base", help="Link each file:line in the markdown to URL + path + #Lline "
+              "(e.g. https://github.com/o/r/blob/<sha>/).")
 def dry_run(repo: str, base: str, head: str, config_path: str | None, preset: str | None,
-            as_of: date | None, matrix_files: tuple[str, ...], fmt: str, target_release: str | None) -> None:
+            as_of: date | None, matrix_files: tuple[str, ...], fmt: str, target_release: str | None,
+            link_base: str | None) -> None:
     """Report what BASE..HEAD drops, as the bot would comment, without GitHub.
 
     Exit status: 0 pass, warn or neutral; 1 fail; 2 usage or input error.
@@ -68,6 +71,8 @@ def dry_run(repo: str, base: str, head: str, config_path: str | None, preset: st
 
     if config_path and preset:
         raise click.UsageError("--config and --preset are alternatives; give one")
+    if link_base is not None and not link_base.startswith(("https://", "http://")):
+        raise MinbumpError(f"--link-base {link_base!r} is not an http(s) URL")
     report = run_refs(repo, base, head, config_path=config_path, preset=preset, as_of=as_of,
                       today=date.today(), matrix_files=list(matrix_files), target_release=target_release)
     if fmt == "json":
@@ -77,7 +82,7 @@ def dry_run(repo: str, base: str, head: str, config_path: str | None, preset: st
     else:
         from bot.core.report import render_markdown
 
-        sys.stdout.write(render_markdown(report))
+        sys.stdout.write(render_markdown(report, link_base=link_base))
     sys.stdout.flush()
     sys.exit(1 if report.verdict == "fail" else 0)
 

@@ -20,6 +20,11 @@ from bot.core.version import Version
 from bot.core.records import Record
 
 CONFIDENCE_ORDER = {"low": 0, "medium": 1, "high": 2}
+# Every platform runs KVM/QEMU. A platform's `hypervisors` list names the others it packages drivers for;
+# where it is not recorded, mainstream drivers (lxc, xen) are assumed, Parallels/Virtuozzo never: only a
+# Virtuozzo-style platform that lists them runs them.
+DEFAULT_HYPERVISORS = ("kvm", "qemu")
+LISTED_ONLY_HYPERVISORS = ("parallels", "virtuozzo")
 
 # Architecture names as projects spell them -> the matrix's names.
 ARCH_ALIASES = {
@@ -39,7 +44,7 @@ def norm_arch(name: str | None) -> str | None:
 
 
 
-def _ver(value: Any) -> Version | None:
+def version_or_none(value: Any) -> Version | None:
     if value is None:
         return None
     try:
@@ -63,9 +68,9 @@ class Cell(Record):
 
 def _cell(raw: Any, default_conf: str = "low") -> Cell:
     if isinstance(raw, dict):
-        return Cell(_ver(raw.get("version")), raw.get("confidence", default_conf),
-                    raw.get("package"), _ver(raw.get("ga")))
-    return Cell(_ver(raw), default_conf)
+        return Cell(version_or_none(raw.get("version")), raw.get("confidence", default_conf),
+                    raw.get("package"), version_or_none(raw.get("ga")))
+    return Cell(version_or_none(raw), default_conf)
 
 
 class Addon(Record):
@@ -81,7 +86,7 @@ class Addon(Record):
 
 
 def _addon(raw: dict) -> Addon:
-    ships = {c: v for c, v in ((c, _ver(x)) for c, x in (raw.get("ships") or {}).items()) if v}
+    ships = {c: v for c, v in ((c, version_or_none(x)) for c, x in (raw.get("ships") or {}).items()) if v}
     return Addon(raw["name"], raw.get("kind", "other"), ships, raw.get("confidence", "low"),
                  raw.get("enable"), raw.get("derived_from"), raw.get("notes"))
 
@@ -111,7 +116,7 @@ class Minor(Record):
     extended: SupportPhase | None = None
 
 
-class Snapshot(Record):
+class Observation(Record):
     """A dated observation of a rolling release (CentOS Stream)."""
 
     as_of: date | None
@@ -133,7 +138,7 @@ class Platform(Record):
     other_arches: tuple[str, ...]
     ships: dict[str, Cell]
     minors: tuple[Minor, ...] = ()
-    snapshots: tuple[Snapshot, ...] = ()
+    snapshots: tuple[Observation, ...] = ()
     addons: tuple[Addon, ...] = ()
     full_support_end: date | None = None
     confidence: dict[str, str] = dict
@@ -191,12 +196,17 @@ class Platform(Record):
         return arch in every
 
     def runs_hypervisor(self, hypervisor: str | None) -> bool:
-        return hypervisor is None or self.hypervisors is None or hypervisor in self.hypervisors
+        """KVM/QEMU everywhere; others as `hypervisors` lists, or when not recorded, all but Parallels/Virtuozzo."""
+        if hypervisor is None or hypervisor in DEFAULT_HYPERVISORS:
+            return True
+        if self.hypervisors is None:
+            return hypervisor not in LISTED_ONLY_HYPERVISORS
+        return hypervisor in self.hypervisors
 
     def shipped(self, component: str, day: date | None = None) -> Cell:
         """What an up-to-date install ships on `day`: for rolling releases the newest snapshot by then."""
         if self.snapshots and day is not None:
-            best: Snapshot | None = None
+            best: Observation | None = None
             for snap in self.snapshots:
                 if component in snap.ships and snap.as_of is not None and snap.as_of <= day:
                     if best is None or snap.as_of > (best.as_of or date.min):
@@ -225,8 +235,8 @@ def _platform(raw: dict, origin: str) -> Platform:
         for m in raw.get("minors") or ()
     )
     snaps = tuple(
-        Snapshot(_day(s.get("as_of")),
-                 {c: v for c, v in ((c, _ver(x)) for c, x in (s.get("ships") or {}).items()) if v},
+        Observation(_day(s.get("as_of")),
+                 {c: v for c, v in ((c, version_or_none(x)) for c, x in (s.get("ships") or {}).items()) if v},
                  s.get("source", ""), s.get("confidence", "medium"))
         for s in raw.get("snapshots") or ()
     )
@@ -281,22 +291,22 @@ class Matrix(Record):
         return out
 
     def minor_support_end(self, p: Platform, minor: Minor, rule: str = "standard") -> date | None:
-        """When `minor` stops being supported under `rule`; None when it lasts as long as its platform.
+        """When `minor` stops being supported under `rule`; None when the data does not give that day.
 
-        A vendor's own minor ends on its recorded `support_end` (or, under the
-        extended rule, its EUS/E4S end). A rebuild following its upstream's
-        minors (AlmaLinux, Rocky, CentOS) has no EUS: a minor ends when the
-        next one ships.
+        The newest minor lasts as long as its release. An older one ends on its
+        recorded `support_end` (under the extended rule, its EUS/E4S end if
+        later), else when the next minor ships: a rebuild following its
+        upstream's minors (AlmaLinux, Rocky, CentOS) has no EUS, and where the
+        data records nothing, the vendor's next minor replaces it. A next minor
+        with no release date leaves the end unknown, never "as long as the release".
         """
         minors = self.minors_of(p)
-        later = list(minors[minors.index(minor) + 1:]) if minor in minors else []
+        i = minors.index(minor) if minor in minors else len(minors) - 1
+        if i + 1 >= len(minors):
+            return p.support_end(rule)
         if p.rebuild_of and not p.minors:
-            return next((m.released for m in later if m.released), None)
-        end = minor.support_end
-        if end is None and later and not any(m.support_end for m in minors):
-            return None  # nothing recorded for this platform's minors: as long as the platform
-        if end is None and later:
-            end = next((m.released for m in later if m.released), None)
+            return minors[i + 1].released
+        end = minor.support_end or minors[i + 1].released
         if rule == "extended" and minor.extended and minor.extended.end:
             end = max(end, minor.extended.end) if end else minor.extended.end
         return end
@@ -309,7 +319,7 @@ class Matrix(Record):
         if avail and avail[-1] == minor:
             return True
         end = self.minor_support_end(p, minor, rule)
-        return end is None or end > day
+        return end is not None and end > day
 
     def knows_component(self, component: str) -> bool:
         return any(p.knows(component) for p in self.platforms)

@@ -171,7 +171,7 @@ def _leaving_scope(pf: PolicyFiles, matrix: Matrix, as_of: date, rule: str, leve
 
 # ------------------------------------------------- contradicting the data ---
 
-def _ver(value) -> Version | None:
+def version_or_none(value) -> Version | None:
     if isinstance(value, dict):
         value = value.get("version")
     try:
@@ -210,7 +210,7 @@ def _contradictions(pf: PolicyFiles, level: str, as_of: date) -> list[dict]:
                                   f"{p.eol.isoformat()}" + (": an earlier end hides drops" if hides else ""),
                                   source="; ".join(p.sources) or p.origin))
             for comp, claimed in sorted((item.get("ships") or {}).items()):
-                cv, cell = _ver(claimed), p.ships.get(comp)
+                cv, cell = version_or_none(claimed), p.ships.get(comp)
                 if cv is None or cell is None or cell.version is None or cv in (cell.version, cell.ga):
                     continue
                 higher = cv > cell.version
@@ -273,7 +273,7 @@ def _release_table(path: str, table: tbl.Table, head_snap: Snapshot | None, targ
         if c is None or c.value is None:
             continue
         said = tbl.clean(row.cells[i]) if i < len(row.cells) else ""
-        sv = _ver(said) if said else None
+        sv = version_or_none(said) if said else None
         if sv is not None and sv == c.value:
             continue
         out.append(_entry(path, row.line, "support-table", f"{const} for {target['name']}", said or None,
@@ -351,7 +351,7 @@ def _distribution_table(path: str, table: tbl.Table, matrix: Matrix) -> list[dic
         label = f"{p.label}" + (f" {minor}" if minor and minor != p.release else "")
         for i, comp in sorted(comps.items()):
             said = tbl.clean(row.cells[i]) if i < len(row.cells) else ""
-            sv = _ver(said)
+            sv = version_or_none(said)
             known = _data_versions(matrix, p, minor, comp)
             if sv is None or not known or sv in known:
                 continue

@@ -24,7 +24,7 @@ from typing import Any
 from bot.errors import MinbumpError
 from bot.core.dates import parse_day
 from bot.core.data_audit import KnownRelease
-from bot.core.matrix import _ver
+from bot.core.matrix import version_or_none
 from bot.core.version import Version
 
 # endoflife.date product -> (matrix distro, platform id prefix)
@@ -389,7 +389,7 @@ def import_repology(matrix: dict, payload: Any, component: str, today: date) -> 
         if "base" in seen[pid]:
             v, orig = seen[pid]["base"]
             cell = plat.setdefault("ships", {}).setdefault(component, {"version": None, "confidence": "low"})
-            old = _ver(cell.get("version"))
+            old = version_or_none(cell.get("version"))
             key = f"ships.{component}"
             if old is None:
                 cell.update(version=str(v), confidence="high" if orig else "medium")
@@ -420,7 +420,7 @@ def import_repology(matrix: dict, payload: Any, component: str, today: date) -> 
                 rec.note(plat, key, None, v, "added")
                 continue
             addon = addons[0]
-            old = _ver((addon.get("ships") or {}).get(component))
+            old = version_or_none((addon.get("ships") or {}).get(component))
             if old is None or v > old:
                 addon.setdefault("ships", {})[component] = str(v)
                 if old is None:
@@ -509,7 +509,7 @@ def read_matrix_yaml(path: str | Path) -> tuple[dict, str]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise MinbumpError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    raw = parse_yaml(text, str(path))
+    raw = parse_yaml(text, str(path), "matrix")  # the matrix size limit, not the config one
     if not isinstance(raw, dict) or not isinstance(raw.get("platforms"), list):
         raise MinbumpError(f"{path}: not a support matrix (no 'platforms' list)")
     return raw, leading_comments(text)

@@ -219,7 +219,7 @@ class JobRunner:
                     raise RetryLater("lost the pull request lock while analysing", delay=1.0, count=False)
                 if report is not None:
                     report.link_base = f"{pub.repo.html_url}/blob/{spec.head_sha}/"  # links to the head's lines
-                    md = render_markdown(report)
+                    md = render_markdown(report, footer=False)  # the comment's own footer is the one
                     verdict = report.verdict
                     title = f"minbump: {verdict} — {report.summary}" if report.summary else f"minbump: {verdict}"
                     action = pub.upsert_comment(
