@@ -106,7 +106,7 @@ def run_cwd() -> Path:
 
 
 def minbump_cmd() -> list[str]:
-    """``python -m bot`` with the benchmark interpreter (what the console script runs: bot.cli.entry)."""
+    """``python -m bot`` with the benchmark interpreter (what the console script runs: bot.cli:main)."""
     return [python(), "-m", "bot"]
 
 

@@ -5,7 +5,7 @@ Set-up (not timed): the Nova-sized fixture from bench/make_repo.py is hosted on
 the fake GitHub of tests/support/fakegithub.py (REST API and git smart HTTP on
 loopback) as ``octo/nova``, with PR 7 whose head (``bump``) exists only as
 ``refs/pull/7/head``, as for a fork. The service runs as one process,
-``python -m bot.service.run`` (webhook app and embedded worker, SQLite queue), in
+``python -m bot serve`` (webhook app and embedded worker, SQLite queue), in
 token mode against the fake.
 
 Timed, each from the moment the delivery is sent to the moment the bot's
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.no_pacing:
             env.update({"MINBUMP_GITHUB_WRITE_INTERVAL": "0", "MINBUMP_GITHUB_REQUEST_INTERVAL": "0"})
         log = open(tmp / "service.log", "wb")
-        proc = subprocess.Popen([c.python(), "-m", "bot.service.run", "--host", "127.0.0.1", "--port", str(port)],
+        proc = subprocess.Popen([c.python(), "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port)],
                                 env=env, cwd=c.run_cwd(), stdout=log, stderr=log, start_new_session=True)
 
         def stop_service() -> None:

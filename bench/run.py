@@ -21,6 +21,7 @@ BENCH = Path(__file__).resolve().parent
 SCRIPTS = {
     "dryrun": ([], ["--commits", "200", "--pairs", "1", "--warmup", "0", "--quick"]),
     "webhook_ack": ([], ["--engine", "python", "--requests", "40", "--pairs", "1", "--seconds", "1"]),
+    "audit": ([], ["--commits", "200", "--pairs", "1"]),
     "e2e": ([], ["--commits", "200", "--deliveries", "1", "--gap", "0", "--no-pacing"]),
     "growth": ([], ["--commits", "200,400", "--watched", "10,40", "--watched-commits", "200", "--pairs", "1",
                     "--warmup", "0", "--svg", "{out}/growth-quick.svg"]),

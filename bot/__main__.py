@@ -1,5 +1,5 @@
 """`python -m bot`: the same as the `minbump` console script."""
 
-from bot.cli.entry import main
+from bot.cli import main
 
 main()

@@ -13,3 +13,9 @@ class MinbumpError(Exception):
 
 class ConfigError(MinbumpError):
     """The configuration file is invalid; the message names file, line and key path."""
+
+
+class Interrupted(MinbumpError):
+    """Ctrl-C during a long command: exit 130, the shell's status for a process ended by SIGINT."""
+
+    exit_code = 130

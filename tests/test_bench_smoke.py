@@ -69,6 +69,12 @@ def test_dryrun_script(out):
     assert lines[-1].startswith("ratio dry-run/floor: ")
 
 
+def test_audit_script(out):
+    lines = run_script("audit.py", ["--commits", "200", "--pairs", "1"], out)
+    assert any(line.startswith("pickaxe finds ") for line in lines)
+    assert lines[-1].startswith("ratio audit/pickaxe: ")
+
+
 def test_webhook_ack_script(out):
     lines = run_script("webhook_ack.py", ["--engine", "python", "--requests", "30", "--pairs", "1"], out)
     assert lines[-1].startswith("ratio webhook/bare throughput: ")

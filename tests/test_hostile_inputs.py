@@ -28,7 +28,7 @@ _MEASURED = ("import atexit, sys\n"
              "    kb = [ln.split()[1] for ln in open('/proc/self/status') if ln.startswith('VmHWM:')][0]\n"
              "    open(out, 'w').write(kb)\n"
              "atexit.register(peak)\n"
-             "from bot.cli.entry import main\n"
+             "from bot.cli import main\n"
              "main(sys.argv[1:])\n")
 needs_proc = pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="peak memory is read from /proc")
 

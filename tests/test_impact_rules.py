@@ -12,7 +12,7 @@ from datetime import date
 
 import pytest
 
-from bot.cli.entry import main as entry_main
+from bot.cli import main as entry_main
 from bot.core.report import render_markdown
 from bot.git.gather import run_refs
 from tests.support.nova import CONFIG, driver

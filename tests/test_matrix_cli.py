@@ -98,7 +98,9 @@ def test_what_if_matches_impact_dropped():
     from bot.core.impact import dropped
     from bot.core.version import Version
 
-    data = cli_matrix.what_if_data(default_matrix(), "qemu", "6.2.0", date(2025, 4, 2), "extended", "s390x", None)
+    from bot.core.matrix_query import what_if
+
+    data = what_if(default_matrix(), "qemu", "6.2.0", date(2025, 4, 2), "extended", "s390x", None)
     want = [i.to_dict() for i in dropped(default_matrix(), "qemu", None, Version.parse("6.2.0"),
                                          day=date(2025, 4, 2), rule="extended", arch="s390x")]
     assert data["impacted"] == want and want

@@ -28,6 +28,7 @@ import yaml
 from click.testing import CliRunner
 
 from bot.cli import matrix as cli_matrix
+from bot.core import matrix_query
 from bot.core.data_audit import MISSING, UNKNOWN, KnownRelease, audit
 from bot.core.matrix import from_raw
 from bot.data.matrix import default_matrix
@@ -265,8 +266,8 @@ def test_what_if_at_2027_1_names_jammy_with_caracal_and_the_rhel_8_family(compon
 
 def test_what_if_json_keeps_the_analysis_answer_and_the_table_judges_minors():
     m = default_matrix()
-    data = cli_matrix.what_if_data(m, "libvirt", "10.0.0", date(2027, 3, 24), "standard", None, None)
-    groups = cli_matrix.what_if_groups(m, data["impacted"], date(2027, 3, 24), "standard")
+    data = matrix_query.what_if(m, "libvirt", "10.0.0", date(2027, 3, 24), "standard", None, None)
+    groups = matrix_query.what_if_groups(m, data["impacted"], date(2027, 3, 24), "standard")
     assert len(groups["live"]) + len(groups["gone"]) + len(groups["unknown"]) == len(data["impacted"])
     rhel90 = next(i for i in groups["gone"] if i["platform"] == "rhel-9" and i["minor"] == "9.0")
     assert rhel90["superseded"] and rhel90["support_end"] == "2022-11-30"
@@ -274,8 +275,8 @@ def test_what_if_json_keeps_the_analysis_answer_and_the_table_judges_minors():
     json90 = next(i for i in data["impacted"] if i["platform"] == "rhel-9" and i["minor"] == "9.0")
     assert json90["still_supported"] is False and json90["superseded_by"] == "RHEL 9.1" and "superseded" not in json90
     # under the extended rule 9.2's E4S (to 2027-05-31) keeps it supported; 9.0's ended 2026-05-31
-    ext = cli_matrix.what_if_data(m, "libvirt", "10.0.0", date(2027, 3, 24), "extended", None, None)
-    egroups = cli_matrix.what_if_groups(m, ext["impacted"], date(2027, 3, 24), "extended")
+    ext = matrix_query.what_if(m, "libvirt", "10.0.0", date(2027, 3, 24), "extended", None, None)
+    egroups = matrix_query.what_if_groups(m, ext["impacted"], date(2027, 3, 24), "extended")
     live = {(i["platform"], i["minor"]): i for i in egroups["live"]}
     assert ("rhel-9", "9.2") in live and ("rhel-9", "9.0") not in live and ("almalinux-9", "9.2") not in live
     assert live[("rhel-9", "9.2")]["support_end"] == "2027-05-31"  # its E4S, not RHEL 9's ELS

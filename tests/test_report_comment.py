@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from bot.cli.entry import main as entry_main
+from bot.cli import main as entry_main
 from bot.core.report import render_markdown
 from bot.git.gather import run_refs
 from bot.service.github import MARKER, comment_body

@@ -1,4 +1,9 @@
-"""`minbump`: the command line. Heavy modules are imported inside commands to keep start-up fast."""
+"""`minbump`: the command line, one click application.
+
+Start-up is part of the dry-run's budget (bench/dryrun.py), so modules here
+import only click and the standard library at the top; each command imports
+what it needs (git reader, analysis, Flask, the queue) when it runs.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +12,32 @@ from datetime import date
 
 import click
 
-from bot.errors import MinbumpError
+from bot.cli.params import day_option
+from bot.errors import Interrupted, MinbumpError
+
+# Commands defined in other modules, imported only when named (or listed by --help), so a
+# dry-run does not pay for the service's or the matrix tools' imports. Each module's
+# `register(group)` adds its commands.
+LAZY = {"audit": "bot.cli.audit", "validate": "bot.cli.matrix", "matrix": "bot.cli.matrix",
+        "serve": "bot.cli.service", "worker": "bot.cli.service", "jobs": "bot.cli.service",
+        "cache": "bot.cli.service"}
 
 
-def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+class LazyGroup(click.Group):
+    """click's documented lazy-loading group: subcommands from `LAZY` are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(LAZY))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in LAZY:
+            import importlib
+
+            importlib.import_module(LAZY[name]).register(self)
+        return super().get_command(ctx, name)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="minbump", message="minbump %(version)s")
 def cli() -> None:
     """Does raising a minimum version drop a platform its vendor still supports?"""
@@ -33,7 +51,7 @@ def cli() -> None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="A config file to use "
               "instead of .github/minbump.yml at base.")
 @click.option("--preset", help="A shipped preset to use instead of the repository's config (e.g. openstack-nova).")
-@click.option("--as-of", "as_of", callback=_date, help="Judge support on this date (default: the target "
+@click.option("--as-of", "as_of", callback=day_option, help="Judge support on this date (default: the target "
               "release's date, else the head commit's).")
 @click.option("--matrix", "matrix_files", multiple=True, type=click.Path(dir_okay=False),
               help="An extra matrix file applied over the shipped one (repeatable).")
@@ -49,31 +67,30 @@ def dry_run(repo: str, base: str, head: str, config_path: str | None, preset: st
 
     Exit status: 0 pass, warn or neutral; 1 fail; 2 usage or input error.
     """
-    from bot.cli.entry import run_dry
+    from bot.git.gather import run_refs
 
     if config_path and preset:
         raise click.UsageError("--config and --preset are alternatives; give one")
-    sys.exit(run_dry(repo, base, head, config_path, preset, as_of, matrix_files, fmt, target_release, link_base))
+    if link_base is not None and not link_base.startswith(("https://", "http://")):
+        raise MinbumpError(f"--link-base {link_base!r} is not an http(s) URL")
+    report = run_refs(repo, base, head, config_path=config_path, preset=preset, as_of=as_of,
+                      today=date.today(), matrix_files=list(matrix_files), target_release=target_release)
+    if fmt == "json":
+        import json
 
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+    else:
+        from bot.core.report import render_markdown
 
-def _register_optional() -> None:
-    """Commands owned by other modules; each registers itself on the group."""
-    import importlib
-
-    for name in ("bot.cli.matrix", "bot.cli.service"):
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        mod.register(cli)
+        sys.stdout.write(render_markdown(report, link_base=link_base))
+    sys.stdout.flush()
+    sys.exit(1 if report.verdict == "fail" else 0)
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The console script: run the CLI and turn every user-facing failure into one line on stderr."""
     args = sys.argv[1:] if argv is None else list(argv)
-    if not args or args[0] != "dry-run":  # dry-run is the hot path: skip the other commands' imports
-        _register_optional()
+    args = args or ["--help"]  # `minbump` alone shows the help (the same on every click version)
     try:
         cli.main(args=args, prog_name="minbump", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -85,9 +102,15 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         click.echo(f"minbump: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code if exc.exit_code != 1 else 2)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            click.echo("minbump: interrupted", err=True)
+            sys.exit(Interrupted.exit_code)
         click.echo("minbump: aborted", err=True)
         sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("minbump: interrupted", err=True)
+        sys.exit(Interrupted.exit_code)
     except MinbumpError as exc:
         click.echo(f"minbump: {exc}", err=True)
         sys.exit(exc.exit_code)

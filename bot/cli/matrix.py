@@ -1,8 +1,7 @@
 """`minbump validate` and `minbump matrix ...`: look at and maintain the data behind every answer.
 
-Registered on the main click group by `bot.cli`. Only click is imported at
-module level: `bot.cli` imports this module for every command, including the
-dry-run, whose start-up must stay fast.
+Registered on the main click group by `bot.cli` when one of its commands is
+named (a dry-run never imports it); heavy modules are imported inside commands.
 """
 
 from __future__ import annotations
@@ -14,13 +13,12 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import click
 
+from bot.cli.params import day_option as _date_opt
+
 if TYPE_CHECKING:  # pragma: no cover
-    from bot.core.matrix import Matrix, Platform
+    from bot.core.matrix import Matrix
 
 LEGEND = "legend: 1.2.9? = low confidence (verify before relying on it); - = not known"
-
-
-from bot.cli import _date as _date_opt  # noqa: E402  (one date parser for every command)
 
 
 def _today() -> date:
@@ -156,60 +154,12 @@ def _cell_text(version: Any, confidence: str) -> str:
     return f"{version}?" if confidence == "low" else str(version)
 
 
-def _status(matrix: "Matrix", p: "Platform", day: date, rule: str) -> str:
-    if p.id in matrix.out_of_scope:
-        return "out of scope"
-    if p.released and p.released > day:
-        return "not yet released"
-    return "supported" if p.supported_on(day, rule) else "ended"
-
-
 def _table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     lines = [fmt.format(*header).rstrip(), fmt.format(*("-" * w for w in widths)).rstrip()]
     lines += [fmt.format(*r).rstrip() for r in rows]
     return "\n".join(lines)
-
-
-def show_rows(matrix: "Matrix", components: list[str], day: date, rule: str, arch: str | None,
-              include_all: bool) -> list[dict]:
-    """Pure: what each platform ships on `day`, for table, csv and json alike."""
-    from bot.core.impact import available_minors, shipped_on
-
-    out: list[dict] = []
-    for p in matrix.platforms:
-        if not p.has_arch(arch):
-            continue
-        status = _status(matrix, p, day, rule)
-        if status != "supported" and not include_all:
-            continue
-        ships: dict[str, dict] = {}
-        minors = available_minors(matrix, p, day)
-        for c in components:
-            cell = shipped_on(matrix, p, c, day)
-            entry: dict = {"version": str(cell.version) if cell.version else None, "confidence": cell.confidence}
-            in_minor = [m for m in minors if c in m.ships]
-            if in_minor:
-                entry["minor"] = in_minor[-1].minor
-            ships[c] = entry
-        end = p.support_end(rule)
-        row = {
-            "platform": p.id, "label": p.label, "distro": p.distro, "release": p.release,
-            "released": p.released.isoformat() if p.released else None,
-            "eol": p.eol.isoformat() if p.eol else None,
-            "extended_support": ({"name": p.extended_name, "end": p.extended_end.isoformat()}
-                                 if p.extended_end else None),
-            "support_end": end.isoformat() if end else None,
-            "status": status, "supported": status == "supported",
-            "arches": list(p.arches), "ships": ships,
-            "confidence": {"dates": p.confidence.get("dates", "low")},
-            "data_origin": p.origin,
-        }
-        if p.id in matrix.out_of_scope:
-            row["out_of_scope"] = matrix.out_of_scope[p.id]
-        out.append(row)
-    return out
 
 
 def show_cmd(component: str | None, as_of: date | None, arch: str | None, fmt: str, include_all: bool,
@@ -222,6 +172,8 @@ def show_cmd(component: str | None, as_of: date | None, arch: str | None, fmt: s
     matrix, cfg_age = _load(matrix_files, config_path)
     day = as_of or _today()
     comps = _components(matrix, component)
+    from bot.core.matrix_query import show_rows
+
     rows = show_rows(matrix, comps, day, rule, arch, include_all)
     age = max_age if max_age is not None else (cfg_age if cfg_age is not None else _default_age())
     _warn_freshness(matrix, age)
@@ -277,49 +229,6 @@ def _mitigation_text(m: dict) -> str:
     return text
 
 
-def what_if_data(matrix: "Matrix", component: str, version: str, day: date, rule: str,
-                 arch: str | None, hypervisor: str | None) -> dict:
-    """Pure: the JSON answer of `matrix what-if`."""
-    from bot.errors import MinbumpError
-    from bot.core.impact import dropped
-    from bot.core.version import Version
-
-    try:
-        need = Version.parse(version)
-    except ValueError:
-        raise MinbumpError(f"{version!r} is not a version (e.g. 8.0.0)") from None
-    items = dropped(matrix, component, None, need, day=day, rule=rule, arch=arch, hypervisor=hypervisor)
-    return {"as_of": day.isoformat(), "support_rule": rule, "impacted": [i.to_dict() for i in items]}
-
-
-def what_if_groups(matrix: "Matrix", impacted: list[dict], day: date, rule: str) -> dict[str, list[dict]]:
-    """Pure: split `impacted` for reading: still supported, no longer supported, version not known.
-
-    A minor release whose own support ended (superseded by a later minor,
-    its EUS/E4S over) counts as no longer supported even while its major is,
-    by `Matrix.minor_supported`; its row shows when the minor's support ended.
-    A minor kept alive by an add-on (EUS, E4S) shows when that ends.
-    """
-    groups: dict[str, list[dict]] = {"live": [], "gone": [], "unknown": []}
-    for i in impacted:
-        if i["shipped"] is None:
-            groups["unknown"].append(i)
-            continue
-        p = matrix.get(i["platform"])
-        minor = next((m for m in matrix.minors_of(p) if m.minor == i["minor"]), None) if p and i["minor"] else None
-        if i["still_supported"] and minor is not None:
-            end = matrix.minor_support_end(p, minor, rule)
-            if not matrix.minor_supported(p, minor, day, rule):
-                i = {**i, "still_supported": False, "support_end": end.isoformat() if end else i["support_end"],
-                     "superseded": True}
-            elif end and matrix.minors_on(p, day)[-1] != minor:  # kept alive by EUS/E4S: until then
-                i = {**i, "support_end": end.isoformat()}
-        if i.get("superseded_by"):  # the analysis judged the minor already (bot.core.impact)
-            i = {**i, "superseded": True}
-        groups["live" if i["still_supported"] else "gone"].append(i)
-    return groups
-
-
 def what_if_cmd(component: str, version: str, as_of: date | None, arch: str | None, hypervisor: str | None,
                 rule: str, fmt: str, matrix_files: tuple[str, ...], config_path: str | None) -> None:
     """Which platforms a minimum of VERSION would drop, with no git repository needed."""
@@ -328,11 +237,15 @@ def what_if_cmd(component: str, version: str, as_of: date | None, arch: str | No
     matrix, cfg_age = _load(matrix_files, config_path)
     _components(matrix, component)
     day = as_of or _today()
-    data = what_if_data(matrix, component, version, day, rule, arch, hypervisor)
+    from bot.core.matrix_query import what_if
+
+    data = what_if(matrix, component, version, day, rule, arch, hypervisor)
     _warn_freshness(matrix, cfg_age if cfg_age is not None else _default_age())
     if fmt == "json":
         click.echo(json.dumps(data, indent=2))
         return
+    from bot.core.matrix_query import what_if_groups
+
     groups = what_if_groups(matrix, data["impacted"], day, rule)
     live, gone, unknown = groups["live"], groups["gone"], groups["unknown"]
     scope = "".join(f", {k} {v}" for k, v in (("arch", arch), ("hypervisor", hypervisor)) if v)

@@ -8,12 +8,13 @@ without a coordinated schedule.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Iterable
 
 from bot.errors import ConfigError, MinbumpError
+from bot.core.dates import parse_day as _day
 from bot.core.version import Version
 from bot.core.records import Record
 
@@ -50,10 +51,6 @@ class Calendar(Record):
         return before[-1] if before else None
 
 
-def _day(value: Any) -> date:
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value)[:10])
 
 
 def from_data(data: dict, name: str) -> Calendar:
@@ -84,7 +81,7 @@ def from_tags(tags: Iterable[tuple[str, str, str]], pattern: str | None = None,
         if final_only and re.search(r"(rc|alpha|beta|a|b)\d*$", tag, re.I) and not re.fullmatch(DEFAULT_TAG_PATTERN, tag):
             continue
         try:
-            day = datetime.fromisoformat(when).date() if when else None
+            day = _day(when) if when else None
         except ValueError:
             day = None
         if day is None:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from typing import Any, Iterable
 
 from bot.errors import MinbumpError
+from bot.core.dates import optional_day as _day
 from bot.core.version import Version
 from bot.core.records import Record
 
@@ -41,15 +42,6 @@ def norm_arch(name: str | None) -> str | None:
     return ARCH_ALIASES.get(key, key)
 
 
-def _day(value: Any) -> date | None:
-    if value is None or value is False or value is True:
-        return None
-    if isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value)[:10])
-    except ValueError:
-        return None
 
 
 def version_or_none(value: Any) -> Version | None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import MinbumpError
+from bot.core.dates import parse_day
 from bot.core.data_audit import KnownRelease
 from bot.core.matrix import version_or_none
 from bot.core.version import Version
@@ -140,10 +141,8 @@ def _as_date(value: Any) -> date | bool | None:
     """endoflife.date fields are a date, a boolean (known yes/no, date unknown) or absent."""
     if value is None or isinstance(value, bool):
         return value
-    if isinstance(value, date):
-        return value
     try:
-        return date.fromisoformat(str(value)[:10])
+        return parse_day(value)
     except ValueError:
         raise MinbumpError(f"not a date or boolean: {value!r}") from None
 

@@ -6,6 +6,7 @@ bot and `minbump dry-run` give the same answer for the same commits.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import date
 
 TYPE_CHECKING = False
@@ -125,7 +126,12 @@ def release_plan(g: GitRepo, calendar: calendars.Calendar | None, anchor: str, h
         g.answer(answer, facts, anchor, head_sha)  # each round settles new tags, so this ends
 
 
-def run_refs(repo_path: str | Path, base: str, head: str, *, config_path: str | None = None,
+def _opened(repo: "str | Path | GitRepo") -> "GitRepo | nullcontext[GitRepo]":
+    """A path is opened (and closed) here; an open GitRepo stays open: `minbump audit` judges many pairs on one."""
+    return nullcontext(repo) if isinstance(repo, GitRepo) else GitRepo(repo)
+
+
+def run_refs(repo_path: "str | Path | GitRepo", base: str, head: str, *, config_path: str | None = None,
              preset: str | None = None, as_of: date | None = None, today: date | None = None,
              matrix_files: list[str] | None = None, config_ref: str | None = None,
              target_release: str | None = None) -> Report:
@@ -138,7 +144,7 @@ def run_refs(repo_path: str | Path, base: str, head: str, *, config_path: str | 
     (default: `base`); the bot passes the base branch's tip.
     `target_release` (a release name or tag) overrides the topology.
     """
-    with GitRepo(repo_path) as g:
+    with _opened(repo_path) as g:
         base_sha, head_sha = g.resolve(base), g.resolve(head)
         policy_sha = g.resolve(config_ref) if config_ref else base_sha
         notes: list[str] = []

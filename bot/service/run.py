@@ -172,23 +172,3 @@ def worker(env: Mapping[str, str] | None = None, burst: bool = False) -> int:
     done = backend.run_worker(runner.handler(), stop=stop, burst=burst)
     log("worker.stopped", jobs=done)
     return done
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m bot.service.run [--host H] [--port P] [--no-worker]``: same as ``minbump serve``."""
-    import argparse
-
-    p = argparse.ArgumentParser(prog="python -m bot.service.run")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
-    p.add_argument("--no-worker", action="store_true", help="accept webhooks only; run jobs elsewhere")
-    args = p.parse_args(argv)
-    try:
-        serve(args.host, args.port, worker=not args.no_worker)
-    except MinbumpError as exc:
-        print(f"minbump: {exc}", file=sys.stderr)
-        sys.exit(2)
-
-
-if __name__ == "__main__":
-    main()
