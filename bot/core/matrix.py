@@ -301,7 +301,7 @@ class Matrix(Record):
         with no release date leaves the end unknown, never "as long as the release".
         """
         minors = self.minors_of(p)
-        i = minors.index(minor) if minor in minors else len(minors) - 1
+        i = next((k for k, m in enumerate(minors) if m is minor), len(minors) - 1)  # identity: no field compares
         if i + 1 >= len(minors):
             return p.support_end(rule)
         if p.rebuild_of and not p.minors:
@@ -316,7 +316,7 @@ class Matrix(Record):
         if not p.supported_on(day, rule) or (minor.released and minor.released > day):
             return False
         avail = self.minors_on(p, day)
-        if avail and avail[-1] == minor:
+        if avail and avail[-1] is minor:
             return True
         end = self.minor_support_end(p, minor, rule)
         return end is not None and end > day
