@@ -18,7 +18,7 @@ from bot.core.impact import dropped
 from bot.core.matrix import Matrix, freshness_warning
 from bot.core.report import Report, way_out
 from bot.core.version import Version, vstr
-from bot.core.records import Record
+from bot.core.records import Record, factory
 
 SEVERITY = {"pass": 0, "warn": 1, "fail": 2}
 
@@ -32,7 +32,7 @@ class Inputs(Record):
     head_date: date
     base_files: dict[str, bytes]
     head_files: dict[str, bytes]
-    changed: list[tuple[str, str, str | None]] = list
+    changed: list[tuple[str, str, str | None]] = factory(list)
     previous_files: dict[str, bytes] | None = None
     previous_missing: str | None = None
     as_of: date | None = None

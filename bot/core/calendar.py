@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 from bot.errors import ConfigError, MinbumpError
 from bot.core.dates import parse_day as _day
 from bot.core.version import Version
-from bot.core.records import Record
+from bot.core.records import Record, factory
 
 
 class Release(Record):
@@ -145,9 +145,9 @@ class TagFacts(Record):
     """
 
     present: tuple[str, ...]     # tags of calendar releases (finals and pre-releases) in the repository
-    relation: dict = dict        # tag -> "behind" (ancestor of the base, or the base) | "ahead" | "neither"
-    with_head: dict = dict       # tag -> whether it contains the head commit
-    forks: dict = dict           # tag -> commit date of merge-base(tag, base), or None
+    relation: dict = factory(dict)        # tag -> "behind" (ancestor of the base, or the base) | "ahead" | "neither"
+    with_head: dict = factory(dict)       # tag -> whether it contains the head commit
+    forks: dict = factory(dict)           # tag -> commit date of merge-base(tag, base), or None
 
 
 class Need(Record):
@@ -165,7 +165,7 @@ class ReleasePlan(Record):
     previous: Release | None
     how: str                     # topology | contains | date | option
     evidence: str
-    notes: list[str] = list
+    notes: list[str] = factory(list)
 
     def target_dict(self) -> dict | None:
         if self.target is None:

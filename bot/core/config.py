@@ -38,11 +38,11 @@ class Config(Record):
     int_width: int = 3
     components: dict[str, str] = factory(lambda: dict(DEFAULT_COMPONENTS))
     hypervisors: dict[str, str] = factory(lambda: dict(DEFAULT_HYPERVISORS))
-    constants: dict[str, dict] = dict
+    constants: dict[str, dict] = factory(dict)
     strictness: dict[str, str] = factory(lambda: dict(DEFAULT_STRICTNESS))
-    matrix: list[str] = list
-    policy_files: list[str] = list
-    support_tables: list[str] = list  # documentation tables checked against the code and the data
+    matrix: list[str] = factory(list)
+    policy_files: list[str] = factory(list)
+    support_tables: list[str] = factory(list)  # documentation tables checked against the code and the data
     max_data_age_days: int = 180  # = bot.core.matrix.DEFAULT_MAX_DATA_AGE_DAYS
     preset: str | None = None
     origin: str = "defaults"

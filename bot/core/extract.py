@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 from bot.core.matrix import norm_arch
 from bot.core.version import Version
-from bot.core.records import Record
+from bot.core.records import Record, factory
 from bot.errors import MinbumpError
 
 MAX_CONSTANTS = 2000  # version-like top-level assignments in one file (Nova's driver.py has about 40)
@@ -89,14 +89,14 @@ class Raw(Record):
 
 class FileScan(Record):
     path: str
-    constants: dict[str, Raw] = dict
-    errors: list[tuple[int, str]] = list
+    constants: dict[str, Raw] = factory(dict)
+    errors: list[tuple[int, str]] = factory(list)
     text: str = ""
     full_parse: bool = False
     # When the whole file does not parse (Python 2-era code): where, as a note; constants are
     # then read statement by statement, and those whose own statement fails are in `broken`.
-    notes: list[tuple[int, str]] = list
-    broken: dict[str, tuple[int, str]] = dict
+    notes: list[tuple[int, str]] = factory(list)
+    broken: dict[str, tuple[int, str]] = factory(dict)
 
 
 def default_filter(name: str) -> bool:

@@ -10,7 +10,7 @@ from datetime import date
 
 from bot.core.matrix import Addon, Cell, Matrix, Minor, Platform, lower_confidence
 from bot.core.version import Version, vstr
-from bot.core.records import Record
+from bot.core.records import Record, factory
 
 # Distros whose dotted releases are service packs of one product (SLES 12 SP1,
 # Leap 15.3): moving to a later one is an in-product upgrade, a mitigation.
@@ -28,7 +28,7 @@ class Impacted(Record):
     support_end: date | None
     confidence: str
     minor: str | None = None
-    mitigations: list[dict] = list
+    mitigations: list[dict] = factory(list)
     via: str | None = None            # the add-on repository that kept this platform in use
     superseded_by: str | None = None  # an older minor release: the minor that ended its support
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 from bot.errors import MinbumpError
 from bot.core.dates import optional_day as _day
 from bot.core.version import Version
-from bot.core.records import Record
+from bot.core.records import Record, factory
 
 CONFIDENCE_ORDER = {"low": 0, "medium": 1, "high": 2}
 # Every platform runs KVM/QEMU. A platform's `hypervisors` list names the others it packages drivers for;
@@ -141,7 +141,7 @@ class Platform(Record):
     snapshots: tuple[Observation, ...] = ()
     addons: tuple[Addon, ...] = ()
     full_support_end: date | None = None
-    confidence: dict[str, str] = dict
+    confidence: dict[str, str] = factory(dict)
     sources: tuple[str, ...] = ()
     conflicts: tuple[str, ...] = ()
     notes: str | None = None
@@ -149,7 +149,7 @@ class Platform(Record):
     lts: bool = False
     hypervisors: tuple[str, ...] | None = None
     origin: str = "policy/matrix.yaml"
-    raw: dict = dict
+    raw: dict = factory(dict)
 
     @property
     def label(self) -> str:
@@ -263,10 +263,10 @@ class Matrix(Record):
     platforms: list[Platform]
     data_as_of: date | None = None
     components: tuple[str, ...] = ("libvirt", "qemu")
-    source_refs: dict[str, str] = dict
-    origins: list[str] = list
-    out_of_scope: dict[str, str] = dict
-    by_id: dict[str, Platform] = dict  # derived from platforms
+    source_refs: dict[str, str] = factory(dict)
+    origins: list[str] = factory(list)
+    out_of_scope: dict[str, str] = factory(dict)
+    by_id: dict[str, Platform] = factory(dict)  # derived from platforms
 
     def __post_init__(self) -> None:
         self.by_id = {p.id: p for p in self.platforms}

@@ -18,7 +18,7 @@ from bot.core.classify import classify
 from bot.core.config import Config
 from bot.core.deprecation import Snapshot
 from bot.core.matrix import Matrix, Platform
-from bot.core.records import Record
+from bot.core.records import Record, factory
 from bot.core.version import Version
 
 TYPE_CHECKING = False
@@ -42,18 +42,18 @@ class PolicySide(Record):
 
     config: Config | None = None               # merged over its preset; None when missing or invalid
     config_present: bool = True
-    overrides: dict[str, dict] = dict          # the project's matrix files: path -> parsed mapping
-    tables: dict[str, str] = dict              # support tables: path -> text
-    lines: dict[str, dict[str, int]] = dict    # file -> key path ("strictness.unwarned_drop") -> line
-    errors: list[dict] = list                  # {file, line, subject, message}: what fails to load
-    watch_files: list[str] = list              # files the side's watch globs match at its commit
+    overrides: dict[str, dict] = factory(dict)          # the project's matrix files: path -> parsed mapping
+    tables: dict[str, str] = factory(dict)              # support tables: path -> text
+    lines: dict[str, dict[str, int]] = factory(dict)    # file -> key path ("strictness.unwarned_drop") -> line
+    errors: list[dict] = factory(list)                  # {file, line, subject, message}: what fails to load
+    watch_files: list[str] = factory(list)              # files the side's watch globs match at its commit
 
 
 class PolicyFiles(Record):
     config_file: str
     base: PolicySide
     head: PolicySide
-    changed: list[str] = list                  # policy files that differ between the refs
+    changed: list[str] = factory(list)                  # policy files that differ between the refs
     data: Matrix | None = None                 # the shipped matrix, without the project's files
 
 

@@ -11,16 +11,29 @@ from __future__ import annotations
 
 _MISSING = object()
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, TypeVar, dataclass_transform
 
-class factory:
-    """A default built fresh for each record, like `field(default_factory=...)`."""
+    _T = TypeVar("_T")
 
-    __slots__ = ("make",)
+    def factory(make: Callable[[], _T]) -> _T:
+        """To a type checker the default is what `make` returns."""
+        ...
+else:
+    def dataclass_transform(**_options):
+        return lambda cls: cls
 
-    def __init__(self, make) -> None:
-        self.make = make
+    class factory:
+        """A default built fresh for each record, like `field(default_factory=...)`."""
+
+        __slots__ = ("make",)
+
+        def __init__(self, make) -> None:
+            self.make = make
 
 
+@dataclass_transform()  # type checkers see each Record subclass as a dataclass
 class _RecordMeta(type):
     def __new__(mcls, name, bases, ns):
         own = [f for f in ns.get("__annotations__", {}) if not f.startswith("_")]

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 
 from bot import __version__
 from bot.core.policy_changes import render as render_policy_changes
-from bot.core.records import Record
+from bot.core.records import Record, factory
 
 ICON = {"fail": "❌", "warn": "⚠️", "pass": "✅", "neutral": "⚪"}
 
@@ -24,20 +24,20 @@ class Report(Record):
     previous_release: dict | None = None
     verdict: str = "neutral"
     summary: str = ""
-    changes: list[dict] = list
-    effective: list[dict] = list
-    impacted: list[dict] = list
-    unknown: list[dict] = list
-    deprecation: list[dict] = list
-    obsolete_feature_minimums: list[dict] = list
-    next_drops: list[dict] = list
-    errors: list[dict] = list
-    notes: list[str] = list
+    changes: list[dict] = factory(list)
+    effective: list[dict] = factory(list)
+    impacted: list[dict] = factory(list)
+    unknown: list[dict] = factory(list)
+    deprecation: list[dict] = factory(list)
+    obsolete_feature_minimums: list[dict] = factory(list)
+    next_drops: list[dict] = factory(list)
+    errors: list[dict] = factory(list)
+    notes: list[str] = factory(list)
     watched_changed: bool = False
     config_origin: str = ""
-    matrix_origins: list[str] = list
+    matrix_origins: list[str] = factory(list)
     data_as_of: str | None = None
-    policy_changes: list[dict] = list  # what the change does to the policy itself (bot.core.policy_changes)
+    policy_changes: list[dict] = factory(list)  # what the change does to the policy itself (bot.core.policy_changes)
     link_base: str | None = None  # where the head's files are browsed, for links in the comment
     merge_base: str | None = None
 
