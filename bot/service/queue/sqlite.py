@@ -7,10 +7,9 @@ web and worker processes need even when they are separate processes
 
 Plain by design: every write is one ``BEGIN IMMEDIATE ... COMMIT`` on the
 calling thread's own connection, and a writer that meets another's lock waits
-in SQLite's own busy handler (``busy_timeout``). The WAL is kept bounded by
-SQLite's own automatic checkpoint (every 1000 pages, at commit) and
-``journal_size_limit``: ``test_the_wal_stays_bounded_under_sustained_submits``
-holds it to that. (An earlier version grouped concurrent submits into one
+in SQLite's own busy handler (``busy_timeout``). The WAL is kept bounded by one
+RESTART checkpoint every :data:`CHECKPOINT_EVERY` writes (see there why SQLite's
+automatic one is not enough) and ``journal_size_limit``. (An earlier version grouped concurrent submits into one
 commit, retried busy statements itself and checkpointed from a thread for a
 higher acknowledgement rate; BENCHMARKS.md says what removing that cost.)
 
