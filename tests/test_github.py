@@ -8,18 +8,14 @@ from types import SimpleNamespace
 import pytest
 
 from bot.errors import MinbumpError
+from bot.core.publish import COMMENT_LIMIT, MARKER, annotations_for, comment_body, previous_verdict
 from bot.service.github import (
-    COMMENT_LIMIT,
-    MARKER,
     Clients,
     ConfigurationError,
     GitHubSettings,
     PublishState,
     Publisher,
     TransientGitHubError,
-    annotations_for,
-    comment_body,
-    previous_verdict,
 )
 from tests.support.gitrepo import GitRepo
 
@@ -144,6 +140,30 @@ def test_check_run_create_applied_then_502_is_adopted_not_duplicated(fake_github
     (run,) = fake_github.runs_for(REPO, hosted)
     assert run["conclusion"] == "failure" and fake_github.count("POST", rf"/repos/{REPO}/check-runs") == 1
     assert len(fake_github.annotations[run["id"]]) == 1
+
+
+def test_check_run_create_applied_after_the_client_timeout_is_adopted_not_duplicated(fake_github, hosted,
+                                                                                    tmp_path):
+    """The create is applied only after the client gave up: the retry's first lookup finds
+    nothing, so it keeps looking (unsure_wait) instead of creating a second check run."""
+    fake_github.add_installation(77)
+    s = Clients(settings(fake_github, APP_ID=str(fake_github.app_id), MINBUMP_GITHUB_TIMEOUT="1",
+                         MINBUMP_GITHUB_UNSURE_WAIT="8",
+                         PRIVATE_KEY=fake_github.private_key_pem.replace("\n", "\\n"))).session(77)
+    pub = Publisher(s, REPO, 3)
+    anns = [{"path": "a.py", "start_line": 1, "end_line": 1, "annotation_level": "failure", "message": "m"}]
+    stalled = fake_github.fault("POST", rf"/repos/{REPO}/check-runs", mode="apply_late", stall=2.5)
+    st = PublishState()
+    with pytest.raises(TransientGitHubError):
+        pub.publish_status(hosted, "fail", "t", "s", anns, st)
+    assert fake_github.runs_for(REPO, hosted) == []  # not applied yet when the retry starts
+    pub.publish_status(hosted, "fail", "t", "s", anns, st)
+    deadline = time.monotonic() + 30
+    while stalled.answered == 0:
+        assert time.monotonic() < deadline, "the stalled POST never finished"
+        time.sleep(0.05)
+    (run,) = fake_github.runs_for(REPO, hosted)
+    assert run["conclusion"] == "failure" and fake_github.count("POST", rf"/repos/{REPO}/check-runs") == 1
 
 
 def test_app_identity_is_the_bot_login(fake_github, hosted, tmp_path):
