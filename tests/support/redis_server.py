@@ -216,13 +216,18 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> int:
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)  # probe workers dump their stacks to their log
+            time.sleep(0.5)
             proc.kill()
             proc.wait()
     return int(proc.returncode)
 
 
 def _worker_main() -> int:
+    import faulthandler
     import logging
+
+    faulthandler.register(signal.SIGUSR1)  # a test that finds the worker stuck can ask where
 
     from bot.service.queue.redis import RedisBackend
 

@@ -48,7 +48,7 @@ from typing import Any, Mapping
 
 import redis
 from rq import Queue, Retry
-from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.exceptions import AbandonedJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job, get_current_job
 from rq.registry import FailedJobRegistry, clean_registries
 from rq.serializers import JSONSerializer
@@ -217,9 +217,13 @@ def _classify_failure(job: Job, exc_type: type | None, exc_value: BaseException 
 
     RetryLater (which :func:`perform` raises for everything :func:`run_job` calls
     transient): retry after its ``delay``; with ``count=False`` without using an
-    attempt. Anything else (PermanentFailure, RQ's own job timeout): no retry,
-    straight to the failed registry. Returns True to let RQ log it too.
+    attempt. A job whose worker died (AbandonedJobError, from RQ's registry
+    cleanup) keeps RQ's retries: that is the SIGKILL/OOM case. Anything else
+    (PermanentFailure, RQ's own job timeout): no retry, straight to the failed
+    registry. Returns True to let RQ log it too.
     """
+    if isinstance(exc_value, AbandonedJobError):
+        return True
     if not isinstance(exc_value, RetryLater):
         job.retries_left = 0
         return True
@@ -243,19 +247,33 @@ class MinbumpWorker(SimpleWorker):
     work-horse publishing behind the back of the worker that re-runs the job.
     """
 
-    def __init__(self, *args: Any, backend: "RedisBackend", **kwargs: Any) -> None:
+    def __init__(self, *args: Any, backend: "RedisBackend", stop: threading.Event, **kwargs: Any) -> None:
         self.minbump_backend = backend
+        self.minbump_stop = stop
         super().__init__(*args, **kwargs)
         if threading.current_thread() is not threading.main_thread():
             # SIGALRM-based job timeouts only work in the main thread.
             self.death_penalty_class = TimerDeathPenalty
 
     def _install_signal_handlers(self) -> None:
-        """The one private hook left: RQ's ``work`` installs its SIGTERM/SIGINT handlers
-        unconditionally, which Python allows only in the main thread; ``minbump serve`` runs
-        workers in threads (the process's own handlers stop them through ``stop``)."""
-        if threading.current_thread() is threading.main_thread():
-            super()._install_signal_handlers()
+        """The one private hook left. RQ's ``work`` installs SIGTERM/SIGINT handlers
+        unconditionally (Python allows that only in the main thread; ``minbump serve`` runs
+        workers in threads), and its handler raises StopRequested from wherever the main thread
+        is, e.g. inside a Redis read, where it can be lost (seen after a Redis restart: the
+        worker never stopped). Ours only sets the stop event: the job in hand finishes, and an
+        idle ``work`` returns within its ``max_idle_time``; a second signal exits at once."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        stop = self.minbump_stop
+
+        def on_signal(signum: int, frame: Any) -> None:
+            if stop.is_set():
+                raise SystemExit(1)
+            slog("worker.stopping", signal=signal.Signals(signum).name)
+            stop.set()
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
 
     def subscribe(self) -> None:
         """No command channel: RQ's listener thread reads with a 60 s timeout, and with redis-py 8
@@ -438,16 +456,14 @@ class RedisBackend(Backend):
             while not stop.is_set():
                 try:
                     if worker is None:
-                        worker = self._new_worker(f"{base_name}.{uuid.uuid4().hex[:6]}", poll)
-                    # RQ's own loop; it returns when idle for ``idle`` s (so a stop request is seen
-                    # within that), after SIGTERM/SIGINT (RQ's handlers: the job in hand finishes
-                    # first), with ``burst`` when the queue is empty, or after a failure it could
+                        worker = self._new_worker(f"{base_name}.{uuid.uuid4().hex[:6]}", poll, stop)
+                    # RQ's own loop; it returns when idle for ``idle`` s (so a stop request, from
+                    # a signal or the embedding app, is seen within that and after the job in
+                    # hand), with ``burst`` when the queue is empty, or after a failure it could
                     # not handle (Redis went away mid-job).
                     worker.work(burst=burst, max_idle_time=None if burst else idle,
-                                logging_level=logging.getLevelName(log.getEffectiveLevel()))
-                    self._install_idle_signal_handlers(stop)  # RQ's are bound to that worker
-                    if worker.shutdown_requested_date is not None:
-                        stop.set()
+                                logging_level="WARNING")  # our job.* lines are the log; RQ says each idle restart
+                    if stop.is_set():
                         break
                     worker.connection.ping()  # an outage shows here, and takes the backoff below
                     backoff = 0.5
@@ -477,7 +493,7 @@ class RedisBackend(Backend):
             _RUNTIMES.pop(threading.get_ident(), None)
         return runtime.processed
 
-    def _new_worker(self, name: str, poll: float) -> "MinbumpWorker":
+    def _new_worker(self, name: str, poll: float, stop: threading.Event) -> "MinbumpWorker":
         conn = self._worker_connection()
         worker = MinbumpWorker(
             [Queue(self.settings.queue_name, connection=conn, serializer=JSONSerializer)],
@@ -490,6 +506,7 @@ class RedisBackend(Backend):
             job_monitoring_interval=max(1, self.settings.lease_seconds // 3),
             default_result_ttl=self.settings.result_ttl,
             backend=self,
+            stop=stop,
         )
         worker.max_connection_wait_time = 10.0
         return worker
@@ -537,7 +554,7 @@ class RedisBackend(Backend):
         if not self.conn.set(lock_key, token, nx=True, px=ttl_ms):
             return False
         try:
-            clean_registries(self.queue, exception_handlers=[_classify_failure])
+            clean_registries(self.queue)
             self._enqueue_due_retries(self.queue)
             clean_worker_registry(self.queue)
         finally:
