@@ -529,7 +529,7 @@ def test_minbump_serve_process_accepts_and_runs_then_stops_on_sigterm(tmp_path, 
         t0 = time.monotonic()
         r = requests.post(url + "/webhook", data=body, headers=webhook_headers("pull_request", body, SECRET),
                           timeout=5)
-        assert r.status_code == 202 and time.monotonic() - t0 < 2.0
+        assert r.status_code == 202 and time.monotonic() - t0 < 10  # GitHub's delivery timeout
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not fake_github.commit_statuses(REPO, head):
             time.sleep(0.05)

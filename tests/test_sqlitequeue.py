@@ -88,12 +88,13 @@ def test_expired_lease_is_reclaimed_with_next_attempt(be):
     assert be.pending_count() == 0
 
 
-def test_heartbeat_keeps_a_long_job_leased(be):
+def test_heartbeat_keeps_a_long_job_leased(tmp_path):
+    be = SQLiteBackend(tmp_path / "state.sqlite3", lease_seconds=1.5)  # a beat every 0.5 s
     be.submit(spec())
     seen = []
 
     def slow(s, b):
-        time.sleep(0.8)  # longer than the 0.3 s lease: the heartbeat must extend it
+        time.sleep(4.0)  # longer than the lease: the heartbeat must extend it
         assert b.claim("intruder") is None
         seen.append(s.attempt)
 
@@ -186,12 +187,12 @@ def test_jobs_of_one_pr_never_run_concurrently(tmp_path):
 
 
 def test_pr_lock_and_comment_mapping(be):
-    assert be.acquire_pr_lock("o/r", 1, "a", ttl=0.2)
-    assert not be.acquire_pr_lock("o/r", 1, "b", ttl=0.2)
-    assert be.acquire_pr_lock("o/r", 2, "b", ttl=0.2)  # other PRs are independent
+    assert be.acquire_pr_lock("o/r", 1, "a", ttl=2)
+    assert not be.acquire_pr_lock("o/r", 1, "b", ttl=2)
+    assert be.acquire_pr_lock("o/r", 2, "b", ttl=2)  # other PRs are independent
     be.release_pr_lock("o/r", 1, "b")  # not the owner: no effect
-    assert not be.acquire_pr_lock("o/r", 1, "b", ttl=0.2)
-    time.sleep(0.25)
+    assert not be.acquire_pr_lock("o/r", 1, "b", ttl=2)
+    time.sleep(2.1)  # time passing, not a guess: the TTL is the promise under test
     assert be.acquire_pr_lock("o/r", 1, "b", ttl=5)  # expired holder
     with be.pr_lock("o/r", 3, "c") as got:
         assert got
