@@ -67,6 +67,7 @@ from bot.service.queue import (
     PermanentFailure,
     RetryLater,
     RetryPolicy,
+    backoff,
     run_job,
 )
 
@@ -443,7 +444,7 @@ class RedisBackend(Backend):
         runtime = _Runtime(handler=handler, backend=self)
         _RUNTIMES[threading.get_ident()] = runtime
         base_name = worker_id or f"{socket.gethostname()}.{os.getpid()}"
-        backoff = 0.5
+        outages = 0  # consecutive failed starts: the wait before the next is backoff(outages, 0.5, 2, 30)
         previous = self._install_idle_signal_handlers(stop)
         finished = threading.Event()
         sweeper = threading.Thread(
@@ -466,19 +467,14 @@ class RedisBackend(Backend):
                     if stop.is_set():
                         break
                     worker.connection.ping()  # an outage shows here, and takes the backoff below
-                    backoff = 0.5
-                except (redis.ConnectionError, redis.TimeoutError) as exc:
-                    worker = None
-                    slog("worker.redis_unavailable", level=logging.WARNING, error=error_text(exc),
-                         retry_in=backoff)
-                    stop.wait(backoff)
-                    backoff = min(30.0, backoff * 2)
-                    continue
+                    outages = 0
                 except redis.RedisError as exc:
-                    worker = None
-                    slog("worker.redis_error", level=logging.WARNING, error=error_text(exc), retry_in=backoff)
-                    stop.wait(backoff)
-                    backoff = min(30.0, backoff * 2)
+                    worker, outages = None, outages + 1
+                    wait = backoff(outages, 0.5, 2.0, 30.0)
+                    unavailable = isinstance(exc, (redis.ConnectionError, redis.TimeoutError))
+                    slog("worker.redis_unavailable" if unavailable else "worker.redis_error",
+                         level=logging.WARNING, error=error_text(exc), retry_in=wait)
+                    stop.wait(wait)
                     continue
                 if burst:
                     if not self._pending_soon():
