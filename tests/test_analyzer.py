@@ -28,7 +28,9 @@ def test_warned_raise_mitaka(repo):
     repo.branch("bump")
     repo.commit({DRV: driver("(0, 10, 2)", "(1, 2, 1)", **old_qemu)}, date="2016-01-12T09:00:00+00:00")
     r = run_refs(repo.path, "main", "bump")
-    assert r.target_release == {"name": "Mitaka", "tag": "13.0.0", "date": "2016-04-07"}
+    assert {k: r.target_release[k] for k in ("name", "tag", "date")} == {"name": "Mitaka", "tag": "13.0.0",
+                                                                      "date": "2016-04-07"}
+    assert r.target_release["how"] == "topology"
     assert r.as_of == date(2016, 4, 7)
     dep = [d for d in r.deprecation if d["constant"] == "MIN_LIBVIRT_VERSION"][0]
     assert dep["warned"] is True and dep["previous_release"] == "12.0.0"
@@ -121,7 +123,7 @@ def test_missing_release_tag_is_said(repo):
     repo.branch("bump")
     repo.commit({DRV: driver("(0, 10, 2)", "(0, 10, 2)")}, date="2016-01-12T09:00:00+00:00")
     r = run_refs(repo.path, "main", "bump")
-    assert r.deprecation[0]["warned"] is False
+    assert r.deprecation[0]["warned"] is None  # unknown, never "not warned"
     assert "12.0.0" in r.deprecation[0]["evidence"] and "not in the repository" in r.deprecation[0]["evidence"]
 
 
@@ -250,6 +252,7 @@ def test_obsolete_feature_minimums_listed(repo):
 def test_config_comes_from_base_not_head(repo):
     repo.commit({DRV: driver("(1, 2, 1)", "(1, 2, 1)"), ".github/minbump.yml": CONFIG},
                 date="2016-09-01T10:00:00+00:00")
+    repo.tag("14.0.0", date="2016-10-06T10:00:00+00:00")  # Newton's tag: its warning is known
     repo.branch("bump")
     loosened = CONFIG + "strictness:\n  unwarned_drop: pass\n"
     repo.commit({DRV: driver("(1, 2, 9)", "(1, 2, 9)"), ".github/minbump.yml": loosened},
@@ -361,6 +364,7 @@ def test_invalid_config_names_key_and_line(repo):
 def test_bare_repository_and_read_only(repo, tmp_path):
     repo.commit({DRV: driver("(1, 2, 1)", "(1, 2, 1)"), ".github/minbump.yml": CONFIG},
                 date="2016-09-01T10:00:00+00:00")
+    repo.tag("14.0.0", date="2016-10-06T10:00:00+00:00")  # Newton's tag: its warning is known
     repo.branch("bump")
     repo.commit({DRV: driver("(1, 2, 9)", "(1, 2, 9)")}, date="2016-11-20T10:00:00+00:00")
     bare = repo.bare(tmp_path / "bare.git")
@@ -380,6 +384,7 @@ def test_config_ref_reads_policy_from_another_commit(repo):
     repo.commit({DRV: driver("(1, 2, 1)", "(1, 2, 1)"), ".github/minbump.yml": CONFIG},
                 date="2016-09-01T10:00:00+00:00")
     fork_point = repo.head()
+    repo.tag("14.0.0", date="2016-10-06T10:00:00+00:00")  # Newton's tag: its warning is known
     repo.branch("bump")
     repo.commit({DRV: driver("(1, 2, 9)", "(1, 2, 9)")}, date="2016-11-20T10:00:00+00:00")
     repo.checkout("main")
@@ -393,6 +398,7 @@ def test_config_ref_reads_policy_from_another_commit(repo):
 def test_constant_named_only_in_config_is_watched(repo):
     cfg = CONFIG + "constants:\n  LIBVIRT_FLOOR: {component: libvirt, kind: hard}\n"
     repo.commit({DRV: "LIBVIRT_FLOOR = (1, 2, 1)\n", ".github/minbump.yml": cfg}, date="2016-09-01T10:00:00+00:00")
+    repo.tag("14.0.0", date="2016-10-06T10:00:00+00:00")  # Newton's tag: its warning is known
     repo.branch("bump")
     repo.commit({DRV: "LIBVIRT_FLOOR = (1, 2, 9)\n"}, date="2016-11-20T10:00:00+00:00")
     r = run_refs(repo.path, "main", "bump")

@@ -141,7 +141,7 @@ def test_show_lists_supported_platforms_with_eol_and_marks_low_confidence():
     res = _run("matrix", "show", "--as-of", "2025-04-02")
     assert res.exit_code == 0
     out = res.stdout
-    assert "data as of 2026-08-22" in out.splitlines()[0]
+    assert "data as of 2026-12-04" in out.splitlines()[0]
     assert "Ubuntu 22.04 (jammy)" in out and "2027-04-01" in out
     assert "Ubuntu 12.04" not in out
     fedora41 = next(x for x in out.splitlines() if x.startswith("Fedora 41"))
@@ -151,7 +151,7 @@ def test_show_lists_supported_platforms_with_eol_and_marks_low_confidence():
 
 def test_show_json_has_confidence_and_minor():
     data = json.loads(_run("matrix", "show", "--as-of", "2025-04-02", "--format", "json").stdout)
-    assert data["as_of"] == "2025-04-02" and data["data_as_of"] == "2026-08-22"
+    assert data["as_of"] == "2025-04-02" and data["data_as_of"] == "2026-12-04"
     rows = {r["platform"]: r for r in data["platforms"]}
     assert rows["rhel-9"]["ships"]["libvirt"] == {"version": "10.5.0", "confidence": "high", "minor": "9.5"}
     assert rows["fedora-41"]["ships"]["libvirt"]["confidence"] == "low"
@@ -227,7 +227,8 @@ def test_show_with_override_and_all_marks_out_of_scope(override):
     assert data["data_origins"] == ["policy/matrix.yaml", str(override)]
 
 
-def test_config_matrix_key_and_max_age(tmp_path, override):
+def test_config_matrix_key_and_max_age(tmp_path, override, monkeypatch):
+    monkeypatch.setattr(cli_matrix, "_today", lambda: date(2027, 1, 10))
     repo = tmp_path
     (repo / ".github").mkdir()
     cfg = repo / ".github" / "minbump.yml"
@@ -235,7 +236,7 @@ def test_config_matrix_key_and_max_age(tmp_path, override):
     res = _run("matrix", "show", "--as-of", "2025-04-02", "--format", "json", "--config", str(cfg))
     assert res.exit_code == 0, res.output
     assert "virtuozzo-7" in {r["platform"] for r in json.loads(res.stdout)["platforms"]}
-    assert "warning: the support matrix data is" in res.stderr  # 2026-08-22 is > 30 days before today
+    assert "warning: the support matrix data is" in res.stderr  # 2026-12-04 is > 30 days before "today"
 
 
 def test_bad_override_is_refused_with_its_line(tmp_path):
@@ -263,7 +264,7 @@ def test_freshness_warning():
 def test_show_prints_freshness_warning_on_stderr(monkeypatch):
     monkeypatch.setattr(cli_matrix, "_today", lambda: date(2028, 1, 1))
     res = _run("matrix", "show", "--format", "json")
-    assert "warning: the support matrix data is 497 days old" in res.stderr
+    assert "warning: the support matrix data is 393 days old" in res.stderr
     assert json.loads(res.stdout)["as_of"] == "2028-01-01"
     res = _run("matrix", "show", "--max-age-days", "1000")
     assert "warning" not in res.stderr

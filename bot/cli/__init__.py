@@ -27,8 +27,9 @@ def cli() -> None:
 
 @cli.command("dry-run")
 @click.option("--repo", "repo", default=".", show_default=True, help="A local clone, bare or not.")
-@click.option("--base", required=True, help="The ref the change starts from (e.g. origin/master).")
-@click.option("--head", required=True, help="The ref with the change.")
+@click.option("--base", required=True, help="The revision the change starts from (origin/master, HEAD~1, a tag, "
+              "a sha); the change is diffed from its merge base with HEAD.")
+@click.option("--head", default="HEAD", show_default=True, help="The revision with the change.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="A config file to use "
               "instead of .github/minbump.yml at base.")
 @click.option("--preset", help="A shipped preset to use instead of the repository's config (e.g. openstack-nova).")
@@ -37,8 +38,10 @@ def cli() -> None:
 @click.option("--matrix", "matrix_files", multiple=True, type=click.Path(dir_okay=False),
               help="An extra matrix file applied over the shipped one (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True)
+@click.option("--target-release", "target_release", metavar="NAME|TAG",
+              help="The release the change ships in (default: found from the tags' git topology).")
 def dry_run(repo: str, base: str, head: str, config_path: str | None, preset: str | None,
-            as_of: date | None, matrix_files: tuple[str, ...], fmt: str) -> None:
+            as_of: date | None, matrix_files: tuple[str, ...], fmt: str, target_release: str | None) -> None:
     """Report what BASE..HEAD drops, as the bot would comment, without GitHub.
 
     Exit status: 0 pass, warn or neutral; 1 fail; 2 usage or input error.
@@ -47,7 +50,7 @@ def dry_run(repo: str, base: str, head: str, config_path: str | None, preset: st
 
     if config_path and preset:
         raise click.UsageError("--config and --preset are alternatives; give one")
-    sys.exit(run_dry(repo, base, head, config_path, preset, as_of, matrix_files, fmt))
+    sys.exit(run_dry(repo, base, head, config_path, preset, as_of, matrix_files, fmt, target_release))
 
 
 def _register_optional() -> None:

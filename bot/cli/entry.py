@@ -22,7 +22,9 @@ DRY_RUN_OPTIONS = {
     "--as-of": ("as_of", False),
     "--matrix": ("matrix_files", True),
     "--format": ("fmt", False),
+    "--target-release": ("target_release", False),
 }
+CLICK_ONLY = {"target_release"}  # rare options: the fast lane leaves them to click
 FORMATS = ("markdown", "json")
 
 
@@ -47,6 +49,8 @@ def parse_dry_run(args: list[str]) -> dict | None:
         if spec is None or (value.startswith("-") and flag != "--as-of"):
             return None
         dest, repeat = spec
+        if dest in CLICK_ONLY:
+            return None
         if repeat:
             opts[dest].append(value)
         elif dest in seen:
@@ -67,12 +71,12 @@ def parse_dry_run(args: list[str]) -> dict | None:
 
 
 def run_dry(repo: str, base: str, head: str, config_path: str | None, preset: str | None,
-            as_of: date | None, matrix_files, fmt: str) -> int:
+            as_of: date | None, matrix_files, fmt: str, target_release: str | None = None) -> int:
     """Run the dry-run and print it; the exit status (0 pass/warn/neutral, 1 fail)."""
     from bot.git.gather import run_refs
 
     report = run_refs(repo, base, head, config_path=config_path, preset=preset, as_of=as_of,
-                      today=date.today(), matrix_files=list(matrix_files))
+                      today=date.today(), matrix_files=list(matrix_files), target_release=target_release)
     if fmt == "json":
         import json
 

@@ -57,13 +57,16 @@ def validate_cmd(paths: tuple[str, ...], kind: str | None) -> None:
     Exit status: 0 valid, 1 schema errors, 2 a file could not be read.
     """
     from bot.errors import MinbumpError
-    from bot.data.schema import policy_files, validate_file
+    from bot.data.policy_files import support_table_errors
+    from bot.data.schema import infer_kind, policy_files, validate_file
 
     files = _expand(paths) if paths else policy_files()
     n_err = unreadable = 0
     for f in files:
         try:
             errors = validate_file(f, kind)
+            if not errors and (kind or infer_kind(f, None) or "config") == "config":
+                errors = support_table_errors(str(f))  # the tables it names exist and parse
         except MinbumpError as exc:
             click.echo(f"{exc}", err=True)
             unreadable += 1
@@ -129,6 +132,12 @@ def _components(matrix: "Matrix", component: str | None) -> list[str]:
     if component not in known and not matrix.knows_component(component):
         raise MinbumpError(f"unknown component {component!r} (the matrix has: {', '.join(known)})")
     return [component]
+
+
+def _default_age() -> int:
+    from bot.core.matrix import DEFAULT_MAX_DATA_AGE_DAYS
+
+    return DEFAULT_MAX_DATA_AGE_DAYS
 
 
 def _warn_freshness(matrix: "Matrix", max_age: int) -> None:
@@ -214,7 +223,7 @@ def show_cmd(component: str | None, as_of: date | None, arch: str | None, fmt: s
     day = as_of or _today()
     comps = _components(matrix, component)
     rows = show_rows(matrix, comps, day, rule, arch, include_all)
-    age = max_age if max_age is not None else (cfg_age if cfg_age is not None else 365)
+    age = max_age if max_age is not None else (cfg_age if cfg_age is not None else _default_age())
     _warn_freshness(matrix, age)
     data_as_of = matrix.data_as_of.isoformat() if matrix.data_as_of else None
     if fmt == "json":
@@ -283,6 +292,32 @@ def what_if_data(matrix: "Matrix", component: str, version: str, day: date, rule
     return {"as_of": day.isoformat(), "support_rule": rule, "impacted": [i.to_dict() for i in items]}
 
 
+def what_if_groups(matrix: "Matrix", impacted: list[dict], day: date, rule: str) -> dict[str, list[dict]]:
+    """Pure: split `impacted` for reading: still supported, no longer supported, version not known.
+
+    A minor release whose own support ended (superseded by a later minor,
+    its EUS/E4S over) counts as no longer supported even while its major is,
+    by `Matrix.minor_supported`; its row shows when the minor's support ended.
+    A minor kept alive by an add-on (EUS, E4S) shows when that ends.
+    """
+    groups: dict[str, list[dict]] = {"live": [], "gone": [], "unknown": []}
+    for i in impacted:
+        if i["shipped"] is None:
+            groups["unknown"].append(i)
+            continue
+        p = matrix.get(i["platform"])
+        minor = next((m for m in matrix.minors_of(p) if m.minor == i["minor"]), None) if p and i["minor"] else None
+        if i["still_supported"] and minor is not None:
+            end = matrix.minor_support_end(p, minor, rule)
+            if not matrix.minor_supported(p, minor, day, rule):
+                i = {**i, "still_supported": False, "support_end": end.isoformat() if end else i["support_end"],
+                     "superseded": True}
+            elif end and matrix.minors_on(p, day)[-1] != minor:  # kept alive by EUS/E4S: until then
+                i = {**i, "support_end": end.isoformat()}
+        groups["live" if i["still_supported"] else "gone"].append(i)
+    return groups
+
+
 def what_if_cmd(component: str, version: str, as_of: date | None, arch: str | None, hypervisor: str | None,
                 rule: str, fmt: str, matrix_files: tuple[str, ...], config_path: str | None) -> None:
     """Which platforms a minimum of VERSION would drop, with no git repository needed."""
@@ -292,18 +327,20 @@ def what_if_cmd(component: str, version: str, as_of: date | None, arch: str | No
     _components(matrix, component)
     day = as_of or _today()
     data = what_if_data(matrix, component, version, day, rule, arch, hypervisor)
-    _warn_freshness(matrix, cfg_age if cfg_age is not None else 365)
+    _warn_freshness(matrix, cfg_age if cfg_age is not None else _default_age())
     if fmt == "json":
         click.echo(json.dumps(data, indent=2))
         return
-    imp = data["impacted"]
-    live = [i for i in imp if i["still_supported"]]
-    gone = [i for i in imp if not i["still_supported"]]
+    groups = what_if_groups(matrix, data["impacted"], day, rule)
+    live, gone, unknown = groups["live"], groups["gone"], groups["unknown"]
     scope = "".join(f", {k} {v}" for k, v in (("arch", arch), ("hypervisor", hypervisor)) if v)
     click.echo(f"{component} >= {version} on {day.isoformat()} (rule: {rule}{scope}): "
-               f"{len(live)} still-supported and {len(gone)} already unsupported platform(s) below it")
-    for title, group, end_word in (("Still supported", live, "support ends"),
-                                   ("No longer supported", gone, "support ended")):
+               f"{len(live)} still-supported and {len(gone)} already unsupported platform(s) below it"
+               + (f"; {len(unknown)} with a version the data does not know" if unknown else ""))
+    sections = [("Still supported", live, "support ends"), ("No longer supported", gone, "support ended")]
+    if unknown:
+        sections.append(("Version not known (run `minbump matrix audit`)", unknown, "support ends"))
+    for title, group, end_word in sections:
         click.echo(f"\n{title} ({len(group)}):")
         if not group:
             click.echo("  (none)")
@@ -313,7 +350,10 @@ def what_if_cmd(component: str, version: str, as_of: date | None, arch: str | No
             ships = _cell_text(i["shipped"], i["confidence"]) if i["shipped"] else "unknown"
             mit = "; ".join(_mitigation_text(m) for m in i["mitigations"])
             origin = "" if i["data_origin"] == "policy/matrix.yaml" else f" [from {i['data_origin']}]"
-            rows.append([i["label"], ships, f"{end_word} {i['support_end'] or '?'}",
+            word = "minor ended" if i.get("superseded") else end_word
+            if group is unknown and not i["still_supported"]:
+                word = "support ended"
+            rows.append([i["label"], ships, f"{word} {i['support_end'] or '?'}",
                          (f"mitigation: {mit}" if mit else "no mitigation known") + origin])
         click.echo("\n".join("  " + line for line in _table(rows, ["platform", component, "support", "options"])
                              .splitlines()))
@@ -322,6 +362,59 @@ def what_if_cmd(component: str, version: str, as_of: date | None, arch: str | No
         for pid, reason in matrix.out_of_scope.items():
             click.echo(f"  {pid}: {reason}")
     click.echo("\n" + LEGEND)
+
+
+# -------------------------------------------------------------- audit ---
+
+def _known_releases(endoflife: tuple[str, ...], repology: tuple[str, ...]) -> list:
+    """Read importer answers given as FILE or PRODUCT=FILE (endoflife.date product from the name if not given)."""
+    from bot.errors import MinbumpError
+    from bot.data.importers import EOL_PRODUCTS, known_from_endoflife, known_from_repology, load_json_file
+
+    known: list = []
+    for spec in endoflife:
+        product, sep, path = spec.partition("=")
+        if not sep:
+            path = spec
+            stem = Path(spec).stem
+            product = stem if stem in EOL_PRODUCTS else stem.rsplit("-", 1)[0]
+            if product not in EOL_PRODUCTS:
+                raise MinbumpError(f"{spec}: cannot tell the endoflife.date product from the name; "
+                                   f"pass PRODUCT={spec} (known: {', '.join(sorted(EOL_PRODUCTS))})")
+        known += known_from_endoflife(load_json_file(path), product)
+    for path in repology:
+        known += known_from_repology(load_json_file(path))
+    return known
+
+
+def audit_cmd(as_of: date | None, rule: str, endoflife: tuple[str, ...], repology: tuple[str, ...], fmt: str,
+              matrix_files: tuple[str, ...]) -> None:
+    """What the data does not know yet; exit 0 with findings (CI prints, never fails on them)."""
+    import json
+
+    from bot.core.data_audit import LOW, MISSING, UNKNOWN, audit
+
+    matrix, _ = _load(matrix_files)
+    day = as_of or _today()
+    findings = audit(matrix, day, rule, _known_releases(endoflife, repology))
+    data_as_of = matrix.data_as_of.isoformat() if matrix.data_as_of else None
+    if fmt == "json":
+        click.echo(json.dumps({"as_of": day.isoformat(), "support_rule": rule, "data_as_of": data_as_of,
+                               "findings": [f.to_dict() for f in findings]}, indent=2))
+        return
+    click.echo(f"matrix audit on {day.isoformat()} (rule: {rule}); data as of {data_as_of or 'unknown'}: "
+               f"{len(findings)} finding(s)")
+    for kind, title in ((UNKNOWN, "Supported releases with a version the data does not know"),
+                        (LOW, "Supported releases with a low-confidence version"),
+                        (MISSING, "Releases the importers know that the data lacks")):
+        group = [f for f in findings if f.kind == kind]
+        if not group:
+            continue
+        click.echo(f"\n{title} ({len(group)}):")
+        rows = [[f.label, f.component or "-", f.detail,
+                 f"support ends {f.support_end.isoformat()}" if f.support_end else "-"] for f in group]
+        click.echo("\n".join("  " + line for line in _table(rows, ["release", "component", "finding", "support"])
+                             .splitlines()))
 
 
 # ------------------------------------------------------------- import ---
@@ -399,7 +492,7 @@ def register(cli: click.Group) -> None:
     @_MATRIX_OPT
     @_CONFIG_OPT
     @click.option("--max-age-days", type=click.IntRange(min=1),
-                  help="Warn when the data is older than this (default: config max_data_age_days, else 365).")
+                  help="Warn when the data is older than this (default: config max_data_age_days, else 180).")
     def show(component: str | None, as_of: date | None, arch: str | None, fmt: str, include_all: bool, rule: str,
              matrix_files: tuple[str, ...], config_path: str | None, max_age_days: int | None) -> None:
         """Which platforms are supported on a date, what they ship, and when their support ends."""
@@ -419,6 +512,21 @@ def register(cli: click.Group) -> None:
                 rule: str, fmt: str, matrix_files: tuple[str, ...], config_path: str | None) -> None:
         """Which platforms a minimum COMPONENT VERSION would drop, and what their operators can do."""
         what_if_cmd(component, version, as_of, arch, hypervisor, rule, fmt, matrix_files, config_path)
+
+    @matrix.command("audit")
+    @click.option("--as-of", "as_of", callback=_date_opt, help="Judge support on this date (default: today).")
+    @_RULE_OPT
+    @click.option("--endoflife", multiple=True, metavar="[PRODUCT=]FILE",
+                  help="An endoflife.date answer; its releases the matrix lacks are listed (repeatable).")
+    @click.option("--repology", multiple=True, type=click.Path(dir_okay=False),
+                  help="A repology project answer; its releases the matrix lacks are listed (repeatable).")
+    @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+    @_MATRIX_OPT
+    def audit(as_of: date | None, rule: str, endoflife: tuple[str, ...], repology: tuple[str, ...], fmt: str,
+              matrix_files: tuple[str, ...]) -> None:
+        """List what the data does not know yet: unknown or low-confidence versions on supported releases,
+        and releases the importers know that the matrix lacks. Findings are information: exit status 0."""
+        audit_cmd(as_of, rule, endoflife, repology, fmt, matrix_files)
 
     @matrix.command("import")
     @click.option("--from", "source", type=click.Choice(["endoflife", "repology"]), required=True)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from bot.core import deprecation
-from bot.core.calendar import Calendar, Release
+from bot.core import deprecation, policy_changes
+from bot.core.calendar import Calendar, Release, ReleasePlan, plan_by_date
 from bot.core.classify import classify
 from bot.core.config import CONFIG_PATH, Config
 from bot.core.deprecation import Constant, Snapshot
@@ -38,6 +38,9 @@ class Inputs(Record):
     as_of: date | None = None
     config_changed_at_head: bool = False
     today: date | None = None  # only for the data-freshness note; None skips it
+    policy: policy_changes.PolicyFiles | None = None  # both refs' policy files, reviewed after the judgement
+    merge_base: str | None = None  # where head forked from base; base_files are read there
+    release_plan: ReleasePlan | None = None  # target/previous release from git (bot.git.gather); else the date rule
 
 
 def plan(calendar: Calendar | None, head_date: date) -> tuple[Release | None, Release | None]:
@@ -188,15 +191,26 @@ def _changed_region(old: str, new: str) -> tuple[int, int] | None:
 # ---------------------------------------------------------------- analyze ---
 
 def analyze(inp: Inputs) -> Report:
+    """Judge the constants with the base's policy, then review what the change does to the policy itself."""
+    report = _judge(inp)
+    policy_changes.apply(report, inp.policy, snapshot("head", inp.head_sha, inp.head_files, inp.config)[0],
+                         inp.matrix, inp.config)
+    return report
+
+
+def _judge(inp: Inputs) -> Report:
     cfg, matrix = inp.config, inp.matrix
-    target, previous = plan(inp.calendar, inp.head_date)
+    rplan = inp.release_plan or plan_by_date(inp.calendar, inp.head_date)
+    target, previous = rplan.target, rplan.previous
     as_of = inp.as_of or (target.date if target else inp.head_date)
     rule = cfg.support
     report = Report(base=inp.base_sha, head=inp.head_sha, as_of=as_of, support_rule=_rule_text(rule, as_of),
-                    target_release=target.to_dict() if target else None, config_origin=cfg.origin,
+                    target_release=rplan.target_dict(), config_origin=cfg.origin,
                     matrix_origins=list(matrix.origins),
                     data_as_of=matrix.data_as_of.isoformat() if matrix.data_as_of else None)
     report.previous_release = previous.to_dict() if previous else None
+    report.merge_base = inp.merge_base or inp.base_sha
+    report.notes.extend(rplan.notes)
     stale = freshness_warning(matrix, inp.today, cfg.max_data_age_days) if inp.today else None
     if stale:
         report.notes.append(stale)
@@ -365,7 +379,7 @@ def _rule_text(rule: str, as_of: date) -> str:
             "paid extended support (ESM, ELS, LTSS) is not counted")
 
 
-def _severity(h, d: dict, warned: bool, cfg: Config) -> tuple[str, str]:
+def _severity(h, d: dict, warned: bool | None, cfg: Config) -> tuple[str, str]:
     s = cfg.strictness
     if not h.still_supported:
         return "pass", "past its vendor's end of support"
@@ -375,6 +389,9 @@ def _severity(h, d: dict, warned: bool, cfg: Config) -> tuple[str, str]:
         level, why = s["minor_drop"], "an older minor release; a newer minor of the same release is fine"
     elif warned:
         level, why = s["warned_drop"], "still supported; a released version warned first"
+    elif warned is None:  # the previous release's tag is missing: unknown, never "not warned"
+        level = min(s["unwarned_drop"], s["unknown"], key=SEVERITY.__getitem__)
+        why = "still supported; whether a released version warned first is unknown (its tag is missing)"
     else:
         level, why = s["unwarned_drop"], "still supported, and no released version warned first"
     if h.confidence == "low" and SEVERITY[s["low_confidence"]] > SEVERITY[level]:

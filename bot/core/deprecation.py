@@ -77,9 +77,14 @@ def check(component: str, scope: tuple[str | None, str | None], new: Version, co
     if previous is None:
         entry["evidence"] = "the calendar has no release before this change, so no warning can have shipped"
         return entry
-    if prev_snap is None:
+    if prev_snap is None:  # a missing tag is unknown, never "not warned"
+        entry["warned"] = None
         entry["evidence"] = prev_missing_reason or f"tag {previous.tag} not found in the repository"
-        return _base_hint(entry, base_snap, component, scope, new)
+        nxt = find_next(base_snap, component, scope)
+        if nxt is not None and nxt.value is not None and nxt.value >= new:
+            entry["evidence"] += (f"; the base branch has {nxt.name} = {nxt.value} ({nxt.file}:{nxt.line}), "
+                                  f"which {previous.tag} may have carried")
+        return entry
     nxt = find_next(prev_snap, component, scope)
     if nxt is None:
         entry["evidence"] = (f"{previous.name} ({previous.tag}) has no NEXT_MIN marker for {component}"

@@ -94,8 +94,20 @@ def _addon(raw: dict) -> Addon:
                  raw.get("enable"), raw.get("derived_from"), raw.get("notes"))
 
 
+class SupportPhase(Record):
+    """A named, dated support phase (EUS, E4S, LTSS...); `end` None when the vendor gives no date."""
+
+    name: str
+    end: date | None = None
+
+
 class Minor(Record):
-    """A minor release or service pack judged on its own (RHEL 7.1 is not RHEL 7.9)."""
+    """A minor release or service pack judged on its own (RHEL 7.1 is not RHEL 7.9).
+
+    `support_end` is when the minor stops getting updates without an add-on
+    (usually: the next minor ships); `extended` is the add-on that keeps it
+    alive longer (EUS, E4S / Update Services for SAP). Both None: not recorded.
+    """
 
     minor: str
     released: date | None
@@ -103,6 +115,8 @@ class Minor(Record):
     addons: tuple[Addon, ...] = ()
     confidence: str = "low"
     stream: str | None = None
+    support_end: date | None = None
+    extended: SupportPhase | None = None
 
 
 class Snapshot(Record):
@@ -203,12 +217,19 @@ class Platform(Record):
         return component in self.ships
 
 
+def _phase(raw: Any) -> SupportPhase | None:
+    if not isinstance(raw, dict) or not raw.get("name"):
+        return None
+    return SupportPhase(str(raw["name"]), _day(raw.get("end")))
+
+
 def _platform(raw: dict, origin: str) -> Platform:
     ext = raw.get("extended") or {}
     minors = tuple(
         Minor(str(m["minor"]), _day(m.get("released")),
               {c: _cell(x, m.get("confidence", "low")) for c, x in (m.get("ships") or {}).items()},
-              tuple(_addon(a) for a in m.get("addons") or ()), m.get("confidence", "low"), m.get("stream"))
+              tuple(_addon(a) for a in m.get("addons") or ()), m.get("confidence", "low"), m.get("stream"),
+              _day(m.get("support_end")), _phase(m.get("extended")))
         for m in raw.get("minors") or ()
     )
     snaps = tuple(
@@ -258,6 +279,46 @@ class Matrix(Record):
         up = self.by_id.get(p.rebuild_of)
         return up.minors if up else ()
 
+    def minors_on(self, p: Platform, day: date) -> list[Minor]:
+        """Minors released by `day`, in order; an undated minor counts once the dated one before it does."""
+        out: list[Minor] = []
+        for m in self.minors_of(p):
+            if m.released and m.released > day:
+                break
+            out.append(m)
+        return out
+
+    def minor_support_end(self, p: Platform, minor: Minor, rule: str = "standard") -> date | None:
+        """When `minor` stops being supported under `rule`; None when it lasts as long as its platform.
+
+        A vendor's own minor ends on its recorded `support_end` (or, under the
+        extended rule, its EUS/E4S end). A rebuild following its upstream's
+        minors (AlmaLinux, Rocky, CentOS) has no EUS: a minor ends when the
+        next one ships.
+        """
+        minors = self.minors_of(p)
+        later = list(minors[minors.index(minor) + 1:]) if minor in minors else []
+        if p.rebuild_of and not p.minors:
+            return next((m.released for m in later if m.released), None)
+        end = minor.support_end
+        if end is None and later and not any(m.support_end for m in minors):
+            return None  # nothing recorded for this platform's minors: as long as the platform
+        if end is None and later:
+            end = next((m.released for m in later if m.released), None)
+        if rule == "extended" and minor.extended and minor.extended.end:
+            end = max(end, minor.extended.end) if end else minor.extended.end
+        return end
+
+    def minor_supported(self, p: Platform, minor: Minor, day: date, rule: str = "standard") -> bool:
+        """Is `minor` of `p` still supported on `day`? The newest released minor is while `p` is."""
+        if not p.supported_on(day, rule) or (minor.released and minor.released > day):
+            return False
+        avail = self.minors_on(p, day)
+        if avail and avail[-1] == minor:
+            return True
+        end = self.minor_support_end(p, minor, rule)
+        return end is None or end > day
+
     def knows_component(self, component: str) -> bool:
         return any(p.knows(component) for p in self.platforms)
 
@@ -299,7 +360,11 @@ def apply_override(base: Matrix, raw: dict, origin: str) -> Matrix:
     return m
 
 
-def freshness_warning(matrix: Matrix, today: date, max_days: int = 365) -> str | None:
+# Data older than this gets a warning: about one release cycle of the distributions it tracks.
+DEFAULT_MAX_DATA_AGE_DAYS = 180
+
+
+def freshness_warning(matrix: Matrix, today: date, max_days: int = DEFAULT_MAX_DATA_AGE_DAYS) -> str | None:
     """A one-line warning when the matrix is older than `max_days`: old data hides new releases and moved dates."""
     if matrix.data_as_of is None:
         return "the support matrix has no data_as_of date, so its age is unknown"

@@ -8,6 +8,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 from bot import __version__
+from bot.core.policy_changes import render as render_policy_changes
 from bot.core.records import Record
 
 ICON = {"fail": "❌", "warn": "⚠️", "pass": "✅", "neutral": "⚪"}
@@ -34,17 +35,20 @@ class Report(Record):
     config_origin: str = ""
     matrix_origins: list[str] = list
     data_as_of: str | None = None
+    policy_changes: list[dict] = list  # what the change does to the policy itself (bot.core.policy_changes)
+    link_base: str | None = None  # where the head's files are browsed, for links in the comment
+    merge_base: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "verdict": self.verdict, "summary": self.summary,
-            "base": self.base, "head": self.head, "as_of": self.as_of.isoformat(),
+            "base": self.base, "merge_base": self.merge_base, "head": self.head, "as_of": self.as_of.isoformat(),
             "support_rule": self.support_rule,
             "target_release": self.target_release, "previous_release": self.previous_release,
             "changes": self.changes, "effective": self.effective, "impacted": self.impacted,
             "deprecation": self.deprecation, "obsolete_feature_minimums": self.obsolete_feature_minimums,
             "next_drops": self.next_drops, "errors": self.errors, "notes": self.notes,
-            "watched_changed": self.watched_changed,
+            "watched_changed": self.watched_changed, "policy_changes": self.policy_changes,
             "data": {"config": self.config_origin, "matrix": self.matrix_origins, "as_of": self.data_as_of},
             "minbump_version": __version__,
         }
@@ -133,6 +137,7 @@ def render_markdown(report: Report, max_rows: int = 200) -> str:
     if r.target_release:
         t = r.target_release
         when += f", the date of the release this change ships in ({t['name']}, `{t['tag']}`)"
+        when += f": {t['evidence']}" if t.get("evidence") else ""  # how the target was found
     out += [when + ".", f"Rule: {r.support_rule}.", ""]
     if r.errors:
         out += ["### Could not read", ""]
@@ -156,7 +161,7 @@ def render_markdown(report: Report, max_rows: int = 200) -> str:
     if r.deprecation:
         out += ["### One release of warning first?", ""]
         for d in r.deprecation:
-            mark = "✅" if d["warned"] else "❌"
+            mark = "✅" if d["warned"] else "❔" if d["warned"] is None else "❌"
             scope = "" if _scope(d["scope"]) == "all" else f" ({_scope(d['scope'])})"
             out.append(f"- {mark} `{d['constant']}`{scope} {d['old'] or '—'} → {d['new']}: {d['evidence']}")
         out.append("")
@@ -182,6 +187,7 @@ def render_markdown(report: Report, max_rows: int = 200) -> str:
         out += [f"- `{o['constant']}` = {o['value']} ≤ {o['hard_minimum']} (`{o['file']}:{o['line']}`)"
                 for o in r.obsolete_feature_minimums]
         out.append("")
+    out += render_policy_changes(r.policy_changes, r.link_base)
     if r.notes:
         out += ["### Notes", ""] + [f"- {n}" for n in r.notes] + [""]
     low = [d for d in r.impacted if d.get("confidence") == "low"]

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 from bot.data.yamlcache import cached_yaml
 from bot.errors import ConfigError
 from bot.data.paths import policy_file, policy_names, read_bytes
+from bot.core.matrix import DEFAULT_MAX_DATA_AGE_DAYS
 from bot.core.config import (CONFIG_PATH, DEFAULT_COMPONENTS, DEFAULT_HYPERVISORS, DEFAULT_STRICTNESS,
                              KNOWN_KEYS, RULES, ERROR_RULES, Config)
 
@@ -87,7 +88,8 @@ def from_dict(data: dict, origin: str) -> Config:
         strictness={**DEFAULT_STRICTNESS, **(merged.get("strictness") or {})},
         matrix=list(merged.get("matrix") or []),
         policy_files=list(merged.get("policy_files") or []),
-        max_data_age_days=int(merged.get("max_data_age_days", 365)),
+        support_tables=[t["path"] if isinstance(t, dict) else str(t) for t in merged.get("support_tables") or []],
+        max_data_age_days=int(merged.get("max_data_age_days", DEFAULT_MAX_DATA_AGE_DAYS)),
         preset=preset, origin=origin,
     )
     if cfg.support not in ("standard", "extended"):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import MinbumpError
+from bot.core.data_audit import KnownRelease
 from bot.core.matrix import _ver
 from bot.core.version import Version
 
@@ -218,12 +219,18 @@ class _Recorder:
             by_id[pid].setdefault("sources", []).append(f"{', '.join(uniq)}: {self.source}")
 
 
-def _find(platforms: list[dict], prefix: str, release: str) -> dict | None:
+def candidate_ids(prefix: str, release: str) -> list[str]:
+    """The matrix ids a source's release may go by: `sles-15` is `sles-15.0`, `fedora-40.0` is `fedora-40`."""
     cands = [f"{prefix}-{release}"]
     if "." not in release:
         cands.append(f"{prefix}-{release}.0")
     elif release.endswith(".0"):
         cands.append(f"{prefix}-{release[:-2]}")
+    return cands
+
+
+def _find(platforms: list[dict], prefix: str, release: str) -> dict | None:
+    cands = candidate_ids(prefix, release)
     for p in platforms:
         if p.get("id") in cands:
             return p
@@ -428,6 +435,29 @@ def import_repology(matrix: dict, payload: Any, component: str, today: date) -> 
     if result.changed:
         data["data_as_of"] = today
     return result
+
+
+# --------------------------------------------------------------- audit ---
+
+def known_from_endoflife(payload: Any, product: str) -> list[KnownRelease]:
+    """The releases an endoflife.date answer lists, for `minbump matrix audit`."""
+    if product not in EOL_PRODUCTS:
+        raise MinbumpError(f"unknown endoflife.date product {product!r} (known: {', '.join(sorted(EOL_PRODUCTS))})")
+    distro, prefix = EOL_PRODUCTS[product]
+    out = []
+    for c in parse_endoflife(payload):
+        ids = candidate_ids(prefix, c["cycle"])
+        if distro == "sles" and "." not in c["cycle"]:
+            ids.reverse()  # a new SLES major is added as <major>.0, as the importer does
+        out.append(KnownRelease(f"endoflife.date {product}", c["cycle"], tuple(ids),
+                                c["released"] if isinstance(c.get("released"), date) else None,
+                                c["eol"] if isinstance(c.get("eol"), date) else None))
+    return out
+
+
+def known_from_repology(payload: Any) -> list[KnownRelease]:
+    """The releases a repology project answer has repositories for (backports count as their release)."""
+    return [KnownRelease("repology", pid, (pid,)) for pid in sorted(parse_repology(payload))]
 
 
 # ------------------------------------------------------------- writing ---

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 from bot.core import calendar as calendars
 from bot.data import calendar as shipped_calendars
 from bot.data import config as configs
-from bot.core.analysis import Inputs, analyze, plan
+from bot.core.analysis import Inputs, analyze
 from bot.data.yamlcache import cached_yaml
 from bot.core.config import CONFIG_PATH, Config
 from bot.errors import ConfigError, MinbumpError
@@ -23,6 +23,7 @@ from bot.core.extract import MAX_SOURCE
 from bot.git.read import GitRepo, glob_match
 from bot.core.matrix import Matrix, apply_override
 from bot.data.matrix import default_matrix, with_overrides
+from bot.data.policy_files import read_policy
 from bot.core.report import Report
 
 
@@ -97,31 +98,67 @@ def _changes(g: GitRepo, base_sha: str, head_sha: str, cfg: Config) -> list[tupl
     return out
 
 
+def release_plan(g: GitRepo, calendar: calendars.Calendar | None, anchor: str, head_sha: str,
+                 head_date: date, wanted: str | None = None) -> calendars.ReleasePlan:
+    """The release the change ships in, from the tags' topology around `anchor` (the base branch's tip).
+
+    The core asks about a few tags at a time, newest releases first; git
+    answers with `for-each-ref --merged/--contains` on just those tags, and a
+    merge-base for a release branch it needs dated (mostly none).
+    """
+    if wanted:
+        return calendars.plan_by_option(calendar, wanted)
+    if calendar is None:
+        return calendars.plan_by_date(None, head_date)
+    names = [n for tags in calendars.release_tags(calendar, g.tag_names()).values() for n, _k in tags]
+    facts = calendars.TagFacts(tuple(names))
+    while True:
+        answer = calendars.plan_from_git(calendar, facts, head_date)
+        if isinstance(answer, calendars.ReleasePlan):
+            return answer
+        g.answer(answer, facts, anchor, head_sha)  # each round settles new tags, so this ends
+
+
 def run_refs(repo_path: str | Path, base: str, head: str, *, config_path: str | None = None,
              preset: str | None = None, as_of: date | None = None, today: date | None = None,
-             matrix_files: list[str] | None = None, config_ref: str | None = None) -> Report:
-    """Analyse `base..head` of a local clone (bare or not); see docs/DESIGN.md.
+             matrix_files: list[str] | None = None, config_ref: str | None = None,
+             target_release: str | None = None) -> Report:
+    """Analyse what `head` changes since it forked from `base`, in a local clone (bare or not); see docs/DESIGN.md.
 
-    `config_ref` is where `.github/minbump.yml` and the repository's matrix
-    files are read (default: `base`); the bot passes the base branch's tip
-    while diffing from the merge base.
+    The diff starts at merge-base(base, head), as a pull request's does, so a
+    branch made before `base` moved is not credited with `base`'s later
+    changes. `config_ref` is where `.github/minbump.yml` and the repository's
+    matrix files are read and where the release topology is judged from
+    (default: `base`); the bot passes the base branch's tip.
+    `target_release` (a release name or tag) overrides the topology.
     """
     with GitRepo(repo_path) as g:
         base_sha, head_sha = g.resolve(base), g.resolve(head)
         policy_sha = g.resolve(config_ref) if config_ref else base_sha
+        notes: list[str] = []
+        fork = g.merge_base(base_sha, head_sha)
+        if fork is None:
+            shallow = " (this clone is shallow)" if g.is_shallow() else ""
+            notes.append(f"{base} and {head} share no history in this repository{shallow}; the head is compared "
+                         f"with {base} itself (fetch more history: `git fetch --unshallow`, or `fetch-depth: 0` "
+                         "in actions/checkout)")
+            fork = base_sha
         cfg = load_config(g, policy_sha, config_ref or base, config_path, preset)
         patterns = cfg.watch
-        policy = cfg.watched_paths()[len(cfg.watch):]
-        relevant = _changes(g, base_sha, head_sha, cfg)
+        policy = [p for p in cfg.policy_paths() if p not in cfg.support_tables]  # what the judgement reads
+        relevant = _changes(g, fork, head_sha, cfg)
         matrix = load_matrix(g, policy_sha, cfg, matrix_files)
         calendar = load_calendar(g, policy_sha, cfg)
         head_date = g.commit(head_sha).committed.date()
+        plan = release_plan(g, calendar, policy_sha, head_sha, head_date, target_release)
+        plan.notes[:0] = notes
         inputs = Inputs(config=cfg, matrix=matrix, calendar=calendar, base_sha=base_sha, head_sha=head_sha,
                         head_date=head_date, base_files={}, head_files={}, changed=relevant, as_of=as_of,
-                        today=today,
-                        config_changed_at_head=any(c[1] in policy or c[2] in policy for c in relevant))
-        if not any(any(glob_match(p, c[1]) or (c[2] and glob_match(p, c[2])) for p in patterns)
-                   for c in relevant):
+                        today=today, merge_base=fork, release_plan=plan,
+                        config_changed_at_head=any(c[1] in policy or c[2] in policy for c in relevant),
+                        policy=read_policy(g, fork, head_sha, cfg, relevant))
+        if not inputs.policy.changed and not any(any(glob_match(p, c[1]) or (c[2] and glob_match(p, c[2]))
+                                                     for p in patterns) for c in relevant):
             return analyze(inputs)  # no watched source changed: a neutral report, nothing read
         blobs: dict[str, bytes] = {}
 
@@ -140,14 +177,17 @@ def run_refs(repo_path: str | Path, base: str, head: str, *, config_path: str | 
 
         # A watched file renamed out of the watched globs is still followed.
         followed = [c[1] for c in relevant if c[0] == "R" and not any(glob_match(p, c[1]) for p in patterns)]
-        inputs.base_files = read_all(base_sha)
+        inputs.base_files = read_all(fork)
         inputs.head_files = read_all(head_sha, followed)
-        _target, previous = plan(calendar, head_date)
+        previous = plan.previous
         if previous is not None:
             tag_sha = g.tag_commit(previous.tag)
             if tag_sha is None:
-                inputs.previous_missing = (f"tag {previous.tag} ({previous.name}) is not in the repository; "
-                                           "fetch tags to check the warning")
+                shallow = "this clone is shallow and " if g.is_shallow() else ""
+                inputs.previous_missing = (f"tag {previous.tag} ({previous.name}) is not in the repository, so "
+                                           "whether it warned is unknown")
+                plan.notes.append(f"{shallow}the previous release's tag {previous.tag} ({previous.name}) is missing, "
+                                  f"so whether it warned is unknown: fetch the tags ({calendars.FETCH_TAGS})")
             else:
                 inputs.previous_files = read_all(tag_sha)
         return analyze(inputs)

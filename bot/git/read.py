@@ -13,12 +13,14 @@ import fnmatch
 import os
 import re
 import subprocess
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta, timezone
 
 from bot.errors import MinbumpError
+from bot.core.calendar import Need, TagFacts
 from bot.core.records import Record
 
-_SAFE_REF = re.compile(r"^[^\s\x00-\x1f~^:?*\[\\]+$|^[0-9a-fA-F]{4,40}$")
+_FULL_SHA = re.compile(r"\A(?:[0-9a-f]{40}|[0-9a-f]{64})\Z")
 
 
 class Oversized(bytes):
@@ -54,7 +56,8 @@ def _env() -> dict[str, str]:
 
 
 def _check_ref(ref: str) -> None:
-    if not ref or ref.startswith("-") or "\n" in ref or not _SAFE_REF.match(ref.split("@{")[0] or "x"):
+    """Any git revision (HEAD~1, main^, @{upstream}, short shas); never one git could take for an option."""
+    if not ref or ref.startswith("-") or any(ch in ref for ch in "\n\r\x00"):
         raise MinbumpError(f"not a valid ref: {ref!r}")
 
 
@@ -69,6 +72,7 @@ class GitRepo:
         self._proc: subprocess.Popen | None = None
         self._commits: dict[str, Commit] = {}
         self._trees: dict[str, list[tuple[str, str, str]]] = {}
+        self._tag_rows: list[tuple[str, str, str]] | None = None
         self._batch()  # also tells whether this is a repository at all, without a process of its own
 
     # ------------------------------------------------------------ plumbing
@@ -153,12 +157,25 @@ class GitRepo:
 
     # -------------------------------------------------------------- objects
     def resolve(self, ref: str) -> str:
-        """The commit sha a ref names; a one-line error for an unknown ref."""
+        """The commit sha a revision names (HEAD~1, main^, @{upstream}, a tag, a short sha); one-line error else.
+
+        The running `cat-file --batch` parses revisions as `rev-parse` does, at
+        no process start; `git rev-parse --verify --end-of-options` runs only
+        for what it cannot answer, and says why the revision is unknown.
+        """
         _check_ref(ref)
-        obj = self.object(f"{ref}^{{commit}}")
-        if obj is None:
-            raise MinbumpError(f"unknown ref {ref!r} in {self.path}")
-        return obj[0]
+        if "@{" not in ref and not ref.startswith(":"):  # reflog/upstream forms can make cat-file exit
+            obj = self.object(f"{ref}^{{commit}}")
+            if obj is not None and obj[1] == "commit":
+                return obj[0]
+        out = subprocess.run(["git", "-C", self.path, "rev-parse", "--verify", "--quiet", "--end-of-options",
+                              f"{ref}^{{commit}}"], capture_output=True, env=self._env, timeout=120)
+        sha = out.stdout.decode("ascii", "replace").strip()
+        if out.returncode != 0 or not _FULL_SHA.match(sha):
+            why = out.stderr.decode("utf-8", "replace").strip().splitlines()
+            why = [w.removeprefix("fatal: ") for w in why if "--verify" not in w]
+            raise MinbumpError(f"unknown ref {ref!r} in {self.path}" + (f": {why[-1]}" if why else ""))
+        return sha
 
     def try_resolve(self, ref: str) -> str | None:
         try:
@@ -278,14 +295,65 @@ class GitRepo:
         return obj[0] if obj else None
 
     def tags(self) -> list[tuple[str, str, str]]:
-        """(name, commit sha, ISO date) of every tag, for calendars taken from tags."""
+        """(name, commit sha, ISO date) of every tag, for calendars taken from tags and the release topology."""
+        if self._tag_rows is not None:
+            return self._tag_rows
         out = self.run("for-each-ref", "--format=%(refname:short)%00%(objectname)%00%(*objectname)%00%(creatordate:iso-strict)",
                        "refs/tags")
         res = []
         for line in out.splitlines():
             name, obj, peeled, when = (line.split("\0") + ["", "", ""])[:4]
             res.append((name, peeled or obj, when))
+        self._tag_rows = res
         return res
+
+    # ------------------------------------------------------------- topology
+    def tag_names(self) -> list[str]:
+        """Every tag's name (cheaper than `tags()`: no tag object is read)."""
+        if self._tag_rows is not None:
+            return [row[0] for row in self._tag_rows]
+        return [n for n in self.run("for-each-ref", "--format=%(refname:strip=2)", "refs/tags").split("\n") if n]
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        """Where `b` forked from `a` (None when they share no history, e.g. in a shallow clone)."""
+        out = subprocess.run(["git", "-C", self.path, "merge-base", "--end-of-options", a, b],
+                             capture_output=True, env=self._env, timeout=120)
+        sha = out.stdout.decode("ascii", "replace").strip()
+        return sha if out.returncode == 0 and _FULL_SHA.match(sha) else None
+
+    def is_shallow(self) -> bool:
+        return self.run("rev-parse", "--is-shallow-repository").strip() == "true"
+
+    def tags_relative(self, option: str, sha: str, names: Iterable[str]) -> frozenset[str]:
+        """Which of the tags `names` pass `--merged=sha` (ancestors) or `--contains=sha` (descendants).
+
+        Asked about a few recent tags at a time: git then walks only the history between them and `sha`.
+        """
+        refs = [f"refs/tags/{n}" for n in names]
+        if not refs:
+            return frozenset()
+        out = self.run("for-each-ref", "--format=%(refname:strip=2)", f"--{option}={sha}", *refs)
+        return frozenset(out.split("\n")) - {""}
+
+    def answer(self, need: Need, facts: TagFacts, base_sha: str, head_sha: str) -> None:
+        """Fill in what `plan_from_git` asked about: one or two for-each-ref calls, or one merge-base per fork."""
+        if need.with_head:
+            hit = self.tags_relative("contains", head_sha, need.with_head) if head_sha != base_sha else frozenset()
+            facts.with_head.update({t: t in hit for t in need.with_head})
+        if need.relation:
+            behind = self.tags_relative("merged", base_sha, need.relation)
+            rest = [t for t in need.relation if t not in behind]
+            ahead = self.tags_relative("contains", base_sha, rest)
+            facts.relation.update({t: "behind" if t in behind else "ahead" if t in ahead else "neither"
+                                   for t in need.relation})
+        for tag in need.forks:
+            facts.forks[tag] = self.fork_date(tag, base_sha)
+
+    def fork_date(self, tag: str, base_sha: str) -> date | None:
+        """The commit date of the point where the branch holding `tag` left the base's history."""
+        sha = self.tag_commit(tag)
+        fork = self.merge_base(base_sha, sha) if sha else None
+        return self.commit(fork).committed.date() if fork else None
 
 
 def _static_prefix(pattern: str) -> str:

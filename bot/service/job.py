@@ -319,6 +319,7 @@ class JobRunner:
                     raise RetryLater("lost the pull request lock while analysing", delay=1.0, count=False)
                 anns: list[dict[str, Any]] = []
                 if report is not None:
+                    report.link_base = f"{pub.repo.html_url}/blob/{spec.head_sha}/"  # links to the head's lines
                     md, verdict = render_markdown(report), report.verdict
                     title = text.report_title(verdict, report.summary)
                     body_for = (lambda prev: text.comment_body(md, verdict, spec.head_sha, report.watched_changed,
