@@ -149,6 +149,21 @@ def test_permanent_errors_fail_at_once_and_retry_requeues(be):
     assert be.purge_failed(failed["d2"].job_id) == 1 and be.failed_jobs() == []
 
 
+def test_a_bug_in_a_handler_is_permanent(be):
+    """Only RetryLater (and the store's own errors) are transient: a plain exception fails at once."""
+    be.submit(spec("bug"))
+    calls = []
+
+    def handler(s, b):
+        calls.append(s.attempt)
+        raise ValueError("embedded null byte")
+
+    run(be, handler)
+    assert calls == [1]
+    (failed,) = be.failed_jobs()
+    assert failed.attempts == 1 and failed.error == "ValueError: embedded null byte"
+
+
 def test_uncounted_retry_does_not_use_attempts(be):
     be.submit(spec())
     n = []

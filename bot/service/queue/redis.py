@@ -29,6 +29,15 @@ the failed registry. What stock RQ lacks for this bot lives here:
 The job function (:func:`perform`) receives only the :class:`JobSpec` ids; it
 runs in the worker process itself (RQ's ``SimpleWorker`` model), which is what
 makes a SIGKILL of ``minbump worker`` kill the job too rather than orphan it.
+It runs the handler through the shared :func:`bot.service.queue.run_job` and
+tells RQ the outcome by raising RetryLater (retried) or PermanentFailure (not).
+
+RQ 3 through its public API: ``Queue.enqueue_call``/``enqueue_job``, the
+registries and ``clean_registries``, ``Worker.work(max_idle_time=...)`` (an idle
+worker returns, so the loop here sees its stop event), and the worker methods
+a subclass may override (``execute_job``, ``get_heartbeat_ttl``,
+``subscribe``). One private hook remains, ``_install_signal_handlers``: see
+:meth:`MinbumpWorker._install_signal_handlers` for why.
 """
 
 from __future__ import annotations
