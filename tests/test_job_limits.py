@@ -153,3 +153,12 @@ def test_a_nul_byte_in_a_queued_ref_fails_once(tmp_path, fake_github):
     svc.work()
     (failed,) = svc.backend.failed_jobs()
     assert failed.attempts == 1
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "soon"])
+def test_a_bad_job_timeout_is_a_one_line_error(value):
+    from bot.errors import MinbumpError
+    from bot.service.job import JobSettings
+
+    with pytest.raises(MinbumpError, match="MINBUMP_JOB_TIMEOUT"):
+        JobSettings.from_env({"GITHUB_TOKEN": "t", "MINBUMP_JOB_TIMEOUT": value})

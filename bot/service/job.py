@@ -60,6 +60,9 @@ class JobSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "JobSettings":
+        limit = env_float(env, "MINBUMP_JOB_TIMEOUT", cls.job_timeout)
+        if limit <= 0:
+            raise MinbumpError(f"MINBUMP_JOB_TIMEOUT must be a positive number of seconds, not {limit:g}")
         return cls(
             data_dir=data_dir(env),
             github=GitHubSettings.from_env(env),
@@ -69,7 +72,7 @@ class JobSettings:
             lock_ttl=env_float(env, "MINBUMP_LEASE_SECONDS", cls.lock_ttl),
             ref_lag_delay=env_float(env, "MINBUMP_REF_LAG_DELAY", cls.ref_lag_delay),
             tag_fetch_interval=env_float(env, "MINBUMP_TAG_FETCH_INTERVAL", cls.tag_fetch_interval),
-            job_timeout=env_float(env, "MINBUMP_JOB_TIMEOUT", cls.job_timeout),
+            job_timeout=limit,
         )
 
 
