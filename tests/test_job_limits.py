@@ -121,7 +121,7 @@ def test_a_deeply_nested_expression_is_reported_at_strictness_error(tmp_path, fa
     assert svc.runner.analyses == 1 and svc.backend.failed_jobs() == []
 
 
-def test_a_bug_in_a_job_is_reported_and_not_retried(tmp_path, fake_github, monkeypatch):
+def test_a_bug_in_a_job_is_reported_and_not_retried(tmp_path, fake_github, monkeypatch, caplog):
     """Not a transient GitHub/network fault, so permanent: one error report, one failed-job record
     after one attempt (a NUL byte reaching a subprocess argument, as a hostile ref once did)."""
     from bot.service.job import JobRunner
@@ -142,6 +142,8 @@ def test_a_bug_in_a_job_is_reported_and_not_retried(tmp_path, fake_github, monke
     assert failed.attempts == 1 and "embedded null byte" in failed.error
     body, description = one_report(fake_github, head, "success")
     assert "the check failed: ValueError: embedded null byte" in body
+    [line] = [r.getMessage() for r in caplog.records if '"job.failed"' in r.getMessage()]
+    assert "Traceback" in line and "merge_base" in line  # where the bug is, for the operator
 
 
 def test_a_nul_byte_in_a_queued_ref_fails_once(tmp_path, fake_github):

@@ -177,7 +177,10 @@ def run_job(handler: Handler, spec: JobSpec, state: "PRState", transient: tuple[
         log("job.retry", level=logging.WARNING, error=error_text(exc), counted=True, **fields)
         return Outcome("retry", error_text(exc))
     except (PermanentFailure, MinbumpError) as exc:
-        log("job.failed", level=logging.ERROR, error=error_text(exc), **fields)
+        cause = exc.__cause__  # a handler that wrapped a bug: keep where it happened for the operator
+        extra = {} if cause is None or isinstance(cause, MinbumpError) else {
+            "traceback": scrub("".join(traceback.format_exception(cause)))}
+        log("job.failed", level=logging.ERROR, error=error_text(exc), **extra, **fields)
         return Outcome("failed", error_text(exc))
     except Exception as exc:  # a bug: permanent, with its (scrubbed) traceback for the operator
         log("job.failed", level=logging.ERROR, error=error_text(exc),
