@@ -548,10 +548,10 @@ def test_minbump_serve_process_accepts_and_runs_then_stops_on_sigterm(tmp_path, 
 
 def test_serve_with_embedded_worker_processes_jobs(tmp_path, fake_github, nova, token_env):
     """`minbump serve`'s code path: app + embedded worker thread in one process."""
-    from bot.service.wsgi import create_app
+    from bot.service.run import build_app
 
     _, _, head = nova
-    app = create_app({**token_env, "embedded_worker": True})
+    app = build_app({**token_env}, worker=True)
     try:
         h = Harness.__new__(Harness)
         h.gh, h.client = fake_github, app.test_client()

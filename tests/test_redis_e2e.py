@@ -78,9 +78,10 @@ class Web:
     """``bot.service.wsgi.create_app`` in Redis mode behind werkzeug's threaded HTTP server."""
 
     def __init__(self, env: dict[str, str]) -> None:
+        from bot.service.settings import Settings
         from bot.service.wsgi import create_app
 
-        self.app = create_app(dict(env))
+        self.app = create_app(Settings.from_env(env))
         self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -85,8 +85,10 @@ def test_a_good_config_passes_and_free_text_is_allowed():
     text = ("preset: openstack-nova\nwatch: nova/virt/libvirt/driver.py\ncalendar: {path: ci/calendar.yaml}\n"
             "support: extended\nmatrix: [ci/matrix.yaml]\nmax_data_age_days: 200\n"
             "tests_with: 'Ubuntu 24.04 gate jobs'\nnotes: anything\n"
-            "strictness: {unwarned_drop: fail, warned_drop: warn, unknown: pass, low_confidence: warn, minor_drop: pass}\n"
-            "constants:\n  MIN_LIBVIRT_VERSION: {component: libvirt, kind: hard, arch: x86_64, encoding: {base: 1000, width: 3}}\n"
+            "strictness: {unwarned_drop: fail, warned_drop: warn, unknown: pass, low_confidence: warn, "
+            "minor_drop: pass}\n"
+            "constants:\n  MIN_LIBVIRT_VERSION: {component: libvirt, kind: hard, arch: x86_64, "
+            "encoding: {base: 1000, width: 3}}\n"
             "  NEXT_MIN_QEMU_VERSION: {component: qemu, kind: next, ignore: true}\n")
     import yaml
 
@@ -199,5 +201,9 @@ def test_config_module_uses_the_schema(tmp_path):
 
 
 def test_schema_files_are_json():
-    for f in (POLICY / "schema").glob("*.json"):
-        json.loads(f.read_text())
+    """Every file kind has its schema beside the data, and each is a JSON Schema document."""
+    files = sorted((POLICY / "schema").glob("*.json"))
+    assert {f.name for f in files} >= {f"{kind}.schema.json" for kind in KINDS}
+    for f in files:
+        doc = json.loads(f.read_text())
+        assert isinstance(doc, dict) and doc.get("$schema", "").startswith("https://json-schema.org/"), f.name

@@ -1,20 +1,29 @@
 """The webhook endpoint: signatures, body limits, events, dedupe, health, start-up refusal.
 
 These use the real SQLite backend and an injected job handler that records
-the specs it is given (the job itself is covered in test_job_e2e.py).
+the specs it is given (the job itself is covered in test_job_e2e.py). Hostile
+deliveries are checked for their status and for nothing stored (no job row, no
+PR state row).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
+import time
+from pathlib import Path
 
 import pytest
 
 from bot.service.queue.sqlite import SQLiteBackend
+from bot.service.settings import Settings
 from bot.service.wsgi import create_app
 from tests.support.fakegithub import SECRET, load_payload, sign, webhook_headers
 
@@ -35,13 +44,27 @@ class Recorder:
         self.specs.append(spec)
 
 
+def settings(**env: str) -> Settings:
+    return Settings.from_env({"WEBHOOK_SECRET": SECRET, "GITHUB_TOKEN": "ghp_x_dummy_123", **env})
+
+
 @pytest.fixture
 def setup(tmp_path):
     backend = SQLiteBackend(tmp_path / "data" / "state.sqlite3")
     rec = Recorder()
-    env = {"WEBHOOK_SECRET": SECRET, "GITHUB_TOKEN": "ghp_dummy_for_web_tests", "MINBUMP_DATA_DIR": str(tmp_path / "data")}
-    app = create_app({**env, "backend": backend, "job_handler": rec})
+    app = create_app(settings(MINBUMP_DATA_DIR=str(tmp_path / "data")), backend=backend, handler=rec)
     return app.test_client(), backend, rec
+
+
+def stored(backend) -> int:
+    """Rows of any kind in the state database: jobs (= seen deliveries) and per-PR state."""
+    import sqlite3
+
+    db = sqlite3.connect(backend.path)
+    try:
+        return sum(db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("jobs", "pr_state"))
+    finally:
+        db.close()
 
 
 def post(client, event: str, payload, *, secret: str | None = SECRET, delivery: str | None = None,
@@ -111,8 +134,7 @@ def test_chunked_body_past_the_cap_is_413_over_real_http(tmp_path):
     from werkzeug.serving import make_server
 
     backend = SQLiteBackend(tmp_path / "state.sqlite3")
-    app = create_app({"WEBHOOK_SECRET": SECRET, "GITHUB_TOKEN": "ghp_x_dummy_123", "MINBUMP_MAX_BODY": "100000",
-                      "backend": backend, "job_handler": Recorder()})
+    app = create_app(settings(MINBUMP_MAX_BODY="100000"), backend=backend, handler=Recorder())
     server = make_server("127.0.0.1", 0, app, threaded=True)
     t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     t.start()
@@ -187,7 +209,7 @@ def test_rerun_of_our_check_suite_is_queued_in_app_mode(tmp_path):
     rec = Recorder()
     env = {"WEBHOOK_SECRET": SECRET, "APP_ID": "4242", "PRIVATE_KEY": "unused here",
            "MINBUMP_DATA_DIR": str(tmp_path / "data")}
-    client = create_app({**env, "backend": backend, "job_handler": rec}).test_client()
+    client = create_app(Settings.from_env(env), backend=backend, handler=rec).test_client()
     assert post(client, "check_suite", load_payload("check_suite.rerequested")).status_code == 202
     drain(backend, rec)
     spec = rec.specs[0]
@@ -249,8 +271,7 @@ def test_redelivery_is_2xx_and_runs_once(setup):
 def test_delivery_is_durable_before_202(tmp_path):
     """Accept with no worker, reopen the store (a restart): the job is there."""
     path = tmp_path / "state.sqlite3"
-    app = create_app({"WEBHOOK_SECRET": SECRET, "GITHUB_TOKEN": "ghp_x_dummy_123",
-                      "backend": SQLiteBackend(path), "job_handler": Recorder()})
+    app = create_app(settings(), backend=SQLiteBackend(path), handler=Recorder())
     assert post(app.test_client(), "pull_request", load_payload("pull_request.opened")).status_code == 202
     rec = Recorder()
     drain(SQLiteBackend(path), rec)
@@ -272,8 +293,8 @@ def test_healthz_and_readyz(setup, tmp_path):
 def test_readyz_fails_when_the_data_dir_is_unusable(tmp_path):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the data dir should be")
-    app = create_app({"WEBHOOK_SECRET": SECRET, "GITHUB_TOKEN": "ghp_x_dummy_123", "MINBUMP_DATA_DIR": str(blocker),
-                      "backend": SQLiteBackend(tmp_path / "state.sqlite3"), "job_handler": Recorder()})
+    app = create_app(settings(MINBUMP_DATA_DIR=str(blocker)), backend=SQLiteBackend(tmp_path / "state.sqlite3"),
+                     handler=Recorder())
     r = app.test_client().get("/readyz")
     assert r.status_code == 503 and r.json["ok"] is False
 
@@ -283,8 +304,7 @@ def test_queue_failure_is_503_so_github_can_redeliver(tmp_path):
 
     path = tmp_path / "state.sqlite3"
     backend = SQLiteBackend(path, busy_timeout=0.2)
-    client = create_app({"WEBHOOK_SECRET": SECRET, "GITHUB_TOKEN": "ghp_x_dummy_123", "backend": backend,
-                         "job_handler": Recorder()}).test_client()
+    client = create_app(settings(), backend=backend, handler=Recorder()).test_client()
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")  # another process holds the database
     try:
@@ -297,9 +317,10 @@ def test_queue_failure_is_503_so_github_can_redeliver(tmp_path):
     assert post(client, "pull_request", load_payload("pull_request.opened"), delivery="locked-1").status_code == 202
 
 
-def test_refuses_to_start_without_webhook_secret(capsys):
+def test_refuses_to_start_without_webhook_secret(capsys, monkeypatch):
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_x_dummy_123")
     with pytest.raises(SystemExit) as exc:
-        create_app({"GITHUB_TOKEN": "ghp_x_dummy_123"})
+        create_app()  # what gunicorn calls: settings from the environment
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("minbump: WEBHOOK_SECRET") and "\n" not in err
@@ -307,7 +328,7 @@ def test_refuses_to_start_without_webhook_secret(capsys):
 
 def test_refuses_to_start_without_github_credentials(capsys, tmp_path):
     with pytest.raises(SystemExit):
-        create_app({"WEBHOOK_SECRET": SECRET, "MINBUMP_DATA_DIR": str(tmp_path)})
+        create_app(Settings.from_env({"WEBHOOK_SECRET": SECRET, "MINBUMP_DATA_DIR": str(tmp_path)}))
     err = capsys.readouterr().err.strip()
     assert "GITHUB_TOKEN" in err and "\n" not in err
 
@@ -348,8 +369,7 @@ def test_concurrent_deliveries_over_real_http_each_queued_once(tmp_path):
     from werkzeug.serving import make_server
 
     backend = SQLiteBackend(tmp_path / "state.sqlite3")
-    app = create_app({"WEBHOOK_SECRET": SECRET, "GITHUB_TOKEN": "ghp_x_dummy_123", "backend": backend,
-                      "job_handler": Recorder()})
+    app = create_app(settings(), backend=backend, handler=Recorder())
     server = make_server("127.0.0.1", 0, app, threaded=True)
     t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     t.start()
@@ -386,9 +406,9 @@ def test_concurrent_deliveries_over_real_http_each_queued_once(tmp_path):
     assert sorted(s.delivery_id for s in rec.specs) == sorted(codes)
 
 
-def test_only_post_webhook_takes_the_fast_path(setup):
+def test_webhook_is_an_ordinary_flask_route(setup):
     client, backend, _ = setup
-    assert client.get("/webhook").status_code == 405  # still Flask's routing for everything else
+    assert client.get("/webhook").status_code == 405  # Flask's routing, as for every route
     assert client.post("/webhook/").status_code in (308, 404)
     r = post(client, "pull_request", load_payload("pull_request.opened"), delivery="fast-1")
     assert r.status_code == 202 and r.mimetype == "application/json" and r.json == {"ok": True, "queued": True}
@@ -399,14 +419,442 @@ def test_only_post_webhook_takes_the_fast_path(setup):
 
 
 def test_bad_numeric_setting_is_one_line_at_start(tmp_path):
-    import subprocess
-    import sys
-
-    import os
-
     env = {"PATH": os.environ["PATH"], "WEBHOOK_SECRET": "s", "GITHUB_TOKEN": "t",
            "MINBUMP_DATA_DIR": str(tmp_path), "MINBUMP_GITHUB_TIMEOUT": "soon"}
     out = subprocess.run([sys.executable, "-m", "bot", "serve", "--port", "0"], env=env,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert out.stderr.strip() == "minbump: MINBUMP_GITHUB_TIMEOUT must be a number, not 'soon'"
+
+
+# --- the sans-IO intake and the pure event routing -------------------------------------------------
+
+def test_intake_is_usable_without_a_server(tmp_path):
+    """Intake.handle(headers, body) is the whole contract; Flask only adapts it."""
+    from bot.service.intake import Intake
+
+    backend = SQLiteBackend(tmp_path / "state.sqlite3")
+    intake = Intake(SECRET, backend)
+    body = json.dumps(load_payload("pull_request.opened")).encode()
+    headers = webhook_headers("pull_request", body, SECRET, "sans-io-1")
+    assert intake.handle(headers, body) == (202, {"ok": True, "queued": True})
+    assert intake.handle({k.lower(): v for k, v in headers.items()}, body) == (200, {"ok": True, "duplicate": True})
+    assert intake.handle(headers, body + b" ")[0] == 401
+    assert intake.handle(headers, None) == (413, {"error": "payload too large"})
+    assert backend.pending_count() == 1
+
+
+def test_job_for_is_pure_and_routes_by_event():
+    from bot.service.events import ROUTES, job_for
+
+    assert set(ROUTES) == {"pull_request", "check_run", "check_suite"}
+    spec = job_for("pull_request", load_payload("pull_request.synchronize"), "d-1")
+    assert (spec.event, spec.action, spec.repo, spec.pr, spec.head_sha) == (
+        "pull_request", "synchronize", "openstack/nova", 17, HEAD)
+    assert job_for("check_suite", load_payload("check_suite.rerequested"), "d-2") is None  # token mode
+    assert job_for("check_suite", load_payload("check_suite.rerequested"), "d-2", app_id=4242).pr == 17
+    assert job_for("push", {"ref": "refs/heads/x"}, "d-3") is None
+
+
+@pytest.mark.parametrize("raw", [b"{", b'{"a": 1,}', b"\xff\xfe{}", b"NaN", b"", b'{"a": "\xc3"}',
+                                 b'{"a": NaN}', b'{"a": Infinity}', b"[" * 100_000 + b"]" * 100_000])
+def test_bodies_that_are_not_json_are_400(raw):
+    """Was tests/test_jsonfast.py (orjson and json alike); now the one parser, the standard library's."""
+    from bot.service.events import BadPayload
+    from bot.service.intake import parse
+
+    with pytest.raises(BadPayload, match="not valid JSON"):
+        parse(raw, "application/json")
+
+
+def test_parse_reads_json_and_the_form_field():
+    from urllib.parse import urlencode
+
+    from bot.service.intake import parse
+
+    p = load_payload("pull_request.synchronize")
+    raw = json.dumps(p).encode()
+    assert parse(raw) == p == parse(urlencode({"payload": raw.decode()}).encode(),
+                                    "application/x-www-form-urlencoded; charset=utf-8")
+    assert parse('{"x": "caf\u00e9"}'.encode()) == {"x": "caf\u00e9"}
+
+
+# --- hostile input: wrong types, big numbers, trailing newlines (nothing stored) --------------------
+
+def _set(path: str, value):
+    def mutate(p):
+        obj = p
+        *parents, last = path.split(".")
+        for part in parents:
+            obj = obj[part]
+        obj[last] = value
+    return mutate
+
+
+@pytest.mark.parametrize("event,name,mutate", [
+    ("pull_request", "pull_request.opened", _set("pull_request.head.sha", 123)),
+    ("pull_request", "pull_request.opened", _set("pull_request.head.sha", [HEAD])),
+    ("pull_request", "pull_request.opened", _set("pull_request.head.sha", {"sha": HEAD})),
+    ("pull_request", "pull_request.opened", _set("repository.full_name", ["openstack", "nova"])),
+    ("pull_request", "pull_request.opened", _set("repository.full_name", 7)),
+    ("pull_request", "pull_request.opened", _set("repository.clone_url", ["https://github.com/x/y.git"])),
+    ("pull_request", "pull_request.opened", _set("pull_request.base.ref", 5)),
+    ("pull_request", "pull_request.opened", _set("pull_request.number", "17")),
+    ("pull_request", "pull_request.opened", _set("pull_request.number", 17.0)),
+    ("pull_request", "pull_request.opened", _set("pull_request.number", True)),
+    ("pull_request", "pull_request.opened", _set("installation.id", "31415926")),
+    ("pull_request", "pull_request.opened", _set("installation", [1])),
+    ("pull_request", "pull_request.opened", _set("action", ["opened"])),
+    ("pull_request", "pull_request.opened", _set("action", {"opened": 1})),
+    ("check_run", "check_run.rerequested", _set("check_run.head_sha", 5)),
+    ("check_run", "check_run.rerequested", _set("check_run.head_sha", None)),
+    ("check_run", "check_run.rerequested", _set("action", ["rerequested"])),
+    ("check_run", "check_run.rerequested", _set("repository.full_name", {"a": 1})),
+])
+def test_wrong_typed_fields_are_400_and_nothing_is_stored(setup, event, name, mutate):
+    client, backend, _ = setup
+    p = load_payload(name)
+    mutate(p)
+    r = post(client, event, p)
+    assert r.status_code == 400 and r.json["error"]
+    assert stored(backend) == 0
+
+
+@pytest.mark.parametrize("number", [2**63, 2**63 - 1, 2**31, -1, 0, 10**30])
+def test_pr_numbers_outside_the_32_bit_range_are_400_in_sqlite_mode(setup, number):
+    client, backend, _ = setup
+    p = load_payload("pull_request.opened")
+    p["pull_request"]["number"] = number
+    r = post(client, "pull_request", p)
+    assert r.status_code == 400 and "pull request number" in r.json["error"]
+    assert stored(backend) == 0
+
+
+def test_the_largest_pr_number_is_accepted(setup):
+    client, backend, rec = setup
+    p = load_payload("pull_request.opened")
+    p["pull_request"]["number"] = 2**31 - 1
+    assert post(client, "pull_request", p).status_code == 202
+    drain(backend, rec)
+    assert rec.specs[0].pr == 2**31 - 1
+
+
+def test_pr_numbers_outside_the_32_bit_range_are_400_in_redis_mode(tmp_path):
+    from tests.support.redis_server import RedisServer, redis_env
+
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        app = create_app(settings(**redis_env(server.url)), handler=Recorder())
+        client = app.test_client()
+        assert client.get("/readyz").status_code == 200
+        keys = server.client().dbsize()
+        for number in (2**63, 2**31, 0):
+            p = load_payload("pull_request.opened")
+            p["pull_request"]["number"] = number
+            r = post(client, "pull_request", p)
+            assert r.status_code == 400, number
+        p = load_payload("pull_request.opened")
+        p["repository"]["full_name"] = "openstack/nova\n"
+        assert post(client, "pull_request", p).status_code == 400
+        assert server.client().dbsize() == keys  # nothing stored
+        app.extensions["minbump.backend"].close()
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("path,value", [
+    ("repository.full_name", "openstack/nova\n"),
+    ("repository.full_name", "openstack/nova\r"),
+    ("repository.full_name", "openstack/.."),
+    ("repository.full_name", "openstack/nova/x"),
+    ("pull_request.head.sha", HEAD + "\n"),
+    ("pull_request.base.ref", "master\n"),
+    ("pull_request.base.ref", "mas ter"),
+    ("repository.clone_url", "https://github.com/openstack/nova.git\n"),
+    ("repository.clone_url", "https://github.com/openstack/nova.git x"),
+])
+def test_ids_with_a_trailing_newline_or_whitespace_are_400(setup, path, value):
+    """``$`` matches before a final newline: "octo/nova\\n" was another repository with its own cache dir."""
+    client, backend, _ = setup
+    p = load_payload("pull_request.opened")
+    _set(path, value)(p)
+    r = post(client, "pull_request", p)
+    assert r.status_code == 400
+    assert stored(backend) == 0
+
+
+def test_delivery_and_event_headers_must_be_plain_ids(tmp_path):
+    from bot.service.intake import Intake
+
+    backend = SQLiteBackend(tmp_path / "state.sqlite3")
+    intake = Intake(SECRET, backend)
+    body = json.dumps(load_payload("pull_request.opened")).encode()
+    for delivery, event in (("abc\n", "pull_request"), ("x" * 201, "pull_request"), ("a b", "pull_request"),
+                            ("ok-1", "pull_request\n"), ("", "pull_request"), ("ok-1", "")):
+        headers = webhook_headers(event, body, SECRET)
+        headers.update({"X-GitHub-Delivery": delivery, "X-GitHub-Event": event})
+        assert intake.handle(headers, body)[0] == 400, (delivery, event)
+    assert stored(backend) == 0
+
+
+# --- hostile input: readiness tries what intake does -----------------------------------------------
+
+@contextlib.contextmanager
+def unprivileged():
+    """Run the block as an ordinary user: as root, file modes would not make anything read-only."""
+    if os.geteuid() != 0:
+        yield
+        return
+    os.setegid(65534)
+    os.seteuid(65534)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+
+
+def test_readyz_fails_when_the_state_database_is_read_only():
+    """The state database read-only, its directory writable: every delivery gets 503, so /readyz must too."""
+    data = Path(tempfile.mkdtemp(prefix="minbump-ro-"))  # not under tmp_path: its parents are private
+    try:
+        data.chmod(0o777)
+        SQLiteBackend(data / "state.sqlite3").close()
+        (data / "state.sqlite3").chmod(0o444)
+        backend = SQLiteBackend(data / "state.sqlite3")
+        client = create_app(settings(MINBUMP_DATA_DIR=str(data)), backend=backend, handler=Recorder()).test_client()
+        assert post(client, "ping", load_payload("ping")).status_code == 200  # imports done while privileged
+        with unprivileged():
+            r = post(client, "pull_request", load_payload("pull_request.opened"))
+            ready = client.get("/readyz")
+            backend.close()
+        assert r.status_code == 503
+        assert ready.status_code == 503 and ready.json["ok"] is False and "readonly" in ready.json["error"]
+        assert stored(backend) == 0
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+# --- hostile input: resource caps and slow clients (over real HTTP) -------------------------------
+
+def _serve(app, read_timeout: float = 30.0):
+    from bot.service.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, read_timeout)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    return server
+
+
+def _head(delivery: str, length: int, signature: str | None, event: str = "pull_request") -> bytes:
+    lines = ["POST /webhook HTTP/1.1", "Host: localhost", "Content-Type: application/json",
+             f"X-GitHub-Event: {event}", f"X-GitHub-Delivery: {delivery}", f"Content-Length: {length}"]
+    if signature is not None:
+        lines.append(f"X-Hub-Signature-256: {signature}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def _response(sock: socket.socket):
+    import http.client
+
+    resp = http.client.HTTPResponse(sock)
+    resp.begin()
+    return resp
+
+
+def test_unsigned_and_oversized_deliveries_are_refused_before_their_body_is_read(tmp_path):
+    """16 concurrent deliveries each declaring 25 MB over the cap: every one is answered from its
+    headers (no body byte is ever sent), so concurrent big bodies cost no memory."""
+    backend = SQLiteBackend(tmp_path / "state.sqlite3")
+    server = _serve(create_app(settings(MINBUMP_MAX_BODY="1000000"), backend=backend, handler=Recorder()))
+    socks = []
+    try:
+        for i in range(16):
+            s = socket.create_connection(("127.0.0.1", server.server_port), timeout=30)
+            signed = i % 2 == 0
+            s.sendall(_head(f"big-{i}", 1_000_000 + 25 * 1024 * 1024, "sha256=" + "0" * 64 if signed else None))
+            socks.append((s, signed))
+        s = socket.create_connection(("127.0.0.1", server.server_port), timeout=30)
+        s.sendall(_head("unsigned-small", 500, None))  # the 500 bytes never come: not waited for
+        socks.append((s, False))
+        for s, signed in socks:
+            resp = _response(s)
+            assert resp.status == (413 if signed else 401)
+            assert "close" in resp.getheader("Connection")  # not left open to drain 25 MB
+    finally:
+        for s, _ in socks:
+            s.close()
+        server.shutdown()
+    assert stored(backend) == 0
+
+
+def _trickle_until_closed(sock: socket.socket, data: bytes, within: float) -> bytes | None:
+    """Send ``data`` a byte every 0.1 s (again and again) until the server answers or closes;
+    what it sent back (b"" for a plain close), or None when it kept reading for ``within`` s."""
+    import select
+
+    deadline = time.monotonic() + within
+    i = 0
+    while time.monotonic() < deadline:
+        readable, _, _ = select.select([sock], [], [], 0.1)
+        if readable:
+            try:
+                return sock.recv(65536)
+            except ConnectionError:
+                return b""
+        try:
+            sock.send(data[i % len(data):i % len(data) + 1])
+        except OSError:
+            return b""
+        i += 1
+    return None
+
+
+def test_minbump_serve_drops_a_client_that_sends_its_request_slowly(tmp_path):
+    """Slowloris: each byte comes in time for a per-read timeout, the request never completes.
+    ``minbump serve``'s server reads a request within MINBUMP_READ_TIMEOUT (here 1 s) in all."""
+    backend = SQLiteBackend(tmp_path / "state.sqlite3")
+    app = create_app(settings(MINBUMP_READ_TIMEOUT="1"), backend=backend, handler=Recorder())
+    assert app.extensions["minbump.settings"].read_timeout == 1.0
+    server = _serve(app, read_timeout=1.0)
+    addr = ("127.0.0.1", server.server_port)
+    try:
+        headers = socket.create_connection(addr, timeout=30)
+        headers.sendall(b"POST /webhook HTTP/1.1\r\nHost: localhost\r\n")
+        t0 = time.monotonic()
+        answer = _trickle_until_closed(headers, b"X-Pad: " + b"a" * 50 + b"\r\n", within=60)
+        assert answer is not None, "a slow header stream was read for 60 s"
+        assert time.monotonic() - t0 < 30
+        body = json.dumps(load_payload("pull_request.opened")).encode()
+        slow_body = socket.create_connection(addr, timeout=30)
+        slow_body.sendall(_head("slow-body", len(body), sign(body, SECRET)))
+        answer = _trickle_until_closed(slow_body, body, within=60)
+        assert answer is not None and answer.startswith(b"HTTP/1.1 408"), answer[:80]
+        # the server still answers everyone else
+        import requests
+
+        r = requests.post(f"http://{addr[0]}:{addr[1]}/webhook", data=body,
+                          headers=webhook_headers("pull_request", body, SECRET), timeout=30)
+        assert r.status_code == 202
+    finally:
+        server.shutdown()
+    assert backend.pending_count() == 1  # only the complete delivery
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
+    import requests
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if requests.get(url + "/healthz", timeout=5).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
+        time.sleep(0.1)
+
+
+def test_minbump_serve_command_reads_requests_under_its_deadline(tmp_path):
+    """`minbump serve` wires MINBUMP_READ_TIMEOUT into its server."""
+    from tests.support.redis_server import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env.update({"WEBHOOK_SECRET": SECRET, "GITHUB_TOKEN": "ghp_x_dummy_123", "MINBUMP_DATA_DIR": str(tmp_path),
+                "MINBUMP_READ_TIMEOUT": "1"})
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--no-worker", "--port", str(port)],
+                                env=env, stdout=subprocess.DEVNULL, stderr=out)
+    try:
+        _wait_healthy(f"http://127.0.0.1:{port}", proc, log)
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        s.sendall(b"POST /webhook HTTP/1.1\r\nHost: localhost\r\n")
+        t0 = time.monotonic()
+        assert _trickle_until_closed(s, b"X-Pad: " + b"a" * 50 + b"\r\n", within=60) is not None
+        assert time.monotonic() - t0 < 30
+        s.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_procfile_gunicorn_drops_slow_clients_and_keeps_serving(tmp_path):
+    """The Procfile's web server (gthread with bot.service.serving.ThreadWorker): more slow
+    clients than threads, each sending a byte every 0.1 s, are dropped at --timeout; an ordinary
+    delivery is then answered."""
+    import shlex
+
+    import requests
+
+    from tests.support.redis_server import free_port
+
+    procfile = Path(__file__).resolve().parent.parent / "Procfile"
+    web = next(line for line in procfile.read_text().splitlines() if line.startswith("web:"))
+    words = shlex.split(web.split(":", 1)[1])
+    assert words[words.index("--worker-class") + 1] == "bot.service.serving.ThreadWorker"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env.update({"WEBHOOK_SECRET": SECRET, "GITHUB_TOKEN": "ghp_x_dummy_123", "MINBUMP_DATA_DIR": str(tmp_path)})
+    gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+    with open(tmp_path / "gunicorn.log", "wb") as out:
+        proc = subprocess.Popen([gunicorn, "--worker-class", "bot.service.serving.ThreadWorker", "--workers", "1",
+                                 "--threads", "2", "--timeout", "3", "--bind", f"127.0.0.1:{port}",
+                                 "bot.service.wsgi:create_app()"], env=env, stdout=subprocess.DEVNULL, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+    slow = []
+    try:
+        _wait_healthy(url, proc, tmp_path / "gunicorn.log")
+        for _ in range(4):
+            s = socket.create_connection(("127.0.0.1", port), timeout=30)
+            s.sendall(b"POST /webhook HTTP/1.1\r\nHost: localhost\r\n")
+            slow.append(s)
+        answers = [_trickle_until_closed(s, b"X-Pad: " + b"a" * 50 + b"\r\n", within=60) for s in slow]
+        assert all(a is not None for a in answers), "a slow client was read for 60 s"
+        body = json.dumps(load_payload("pull_request.opened")).encode()
+        r = requests.post(url + "/webhook", data=body, headers=webhook_headers("pull_request", body, SECRET),
+                          timeout=30)
+        assert r.status_code == 202
+    finally:
+        for s in slow:
+            s.close()
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_bodies_read_at_once_are_bounded_by_the_memory_budget(tmp_path):
+    """While one large body is being read, another that would pass MINBUMP_BODY_MEMORY is 503
+    unread; small deliveries still fit; once the first is done, there is room again."""
+    backend = SQLiteBackend(tmp_path / "state.sqlite3")
+    app = create_app(settings(MINBUMP_MAX_BODY="1000000", MINBUMP_BODY_MEMORY="1500000"), backend=backend,
+                     handler=Recorder())
+    budget = app.extensions["minbump.body_budget"]
+    server = _serve(app)
+    addr = ("127.0.0.1", server.server_port)
+    unsigned = "sha256=" + "0" * 64
+    try:
+        first = socket.create_connection(addr, timeout=30)
+        first.sendall(_head("big-1", 1_000_000, unsigned) + b"x" * 10)  # the rest comes later
+        deadline = time.monotonic() + 30
+        while budget.used != 1_000_000:
+            assert time.monotonic() < deadline, "the first body's room was never taken"
+            time.sleep(0.01)
+        second = socket.create_connection(addr, timeout=30)
+        second.sendall(_head("big-2", 1_000_000, unsigned))
+        resp = _response(second)
+        assert resp.status == 503 and "close" in resp.getheader("Connection")
+        body = json.dumps(load_payload("pull_request.opened")).encode()
+        import requests
+
+        r = requests.post(f"http://{addr[0]}:{addr[1]}/webhook", data=body,
+                          headers=webhook_headers("pull_request", body, SECRET), timeout=30)
+        assert r.status_code == 202  # 16 KB still fits beside the first
+        first.sendall(b"x" * (1_000_000 - 10))
+        assert _response(first).status == 401  # read in full, then its signature checked
+        assert budget.used == 0
+        third = socket.create_connection(addr, timeout=30)
+        third.sendall(_head("big-3", 1_000_000, unsigned) + b"x" * 1_000_000)
+        assert _response(third).status == 401  # room again
+    finally:
+        server.shutdown()
+    assert backend.pending_count() == 1 and stored(backend) == 1

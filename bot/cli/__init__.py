@@ -40,8 +40,11 @@ def cli() -> None:
 @click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True)
 @click.option("--target-release", "target_release", metavar="NAME|TAG",
               help="The release the change ships in (default: found from the tags' git topology).")
+@click.option("--link-base", "link_base", help="Link each file:line in the markdown to URL + path + #Lline "
+              "(e.g. https://github.com/o/r/blob/<sha>/).")
 def dry_run(repo: str, base: str, head: str, config_path: str | None, preset: str | None,
-            as_of: date | None, matrix_files: tuple[str, ...], fmt: str, target_release: str | None) -> None:
+            as_of: date | None, matrix_files: tuple[str, ...], fmt: str, target_release: str | None,
+            link_base: str | None) -> None:
     """Report what BASE..HEAD drops, as the bot would comment, without GitHub.
 
     Exit status: 0 pass, warn or neutral; 1 fail; 2 usage or input error.
@@ -50,7 +53,7 @@ def dry_run(repo: str, base: str, head: str, config_path: str | None, preset: st
 
     if config_path and preset:
         raise click.UsageError("--config and --preset are alternatives; give one")
-    sys.exit(run_dry(repo, base, head, config_path, preset, as_of, matrix_files, fmt, target_release))
+    sys.exit(run_dry(repo, base, head, config_path, preset, as_of, matrix_files, fmt, target_release, link_base))
 
 
 def _register_optional() -> None:

@@ -23,6 +23,7 @@ DRY_RUN_OPTIONS = {
     "--matrix": ("matrix_files", True),
     "--format": ("fmt", False),
     "--target-release": ("target_release", False),
+    "--link-base": ("link_base", False),
 }
 CLICK_ONLY = {"target_release"}  # rare options: the fast lane leaves them to click
 FORMATS = ("markdown", "json")
@@ -31,7 +32,7 @@ FORMATS = ("markdown", "json")
 def parse_dry_run(args: list[str]) -> dict | None:
     """The dry-run's options, or None when click should handle (and explain) the arguments."""
     opts: dict = {"repo": ".", "config_path": None, "preset": None, "as_of": None,
-                  "matrix_files": [], "fmt": "markdown"}
+                  "matrix_files": [], "fmt": "markdown", "link_base": None}
     seen: set[str] = set()
     i = 0
     while i < len(args):
@@ -71,10 +72,15 @@ def parse_dry_run(args: list[str]) -> dict | None:
 
 
 def run_dry(repo: str, base: str, head: str, config_path: str | None, preset: str | None,
-            as_of: date | None, matrix_files, fmt: str, target_release: str | None = None) -> int:
+            as_of: date | None, matrix_files, fmt: str, target_release: str | None = None,
+            link_base: str | None = None) -> int:
     """Run the dry-run and print it; the exit status (0 pass/warn/neutral, 1 fail)."""
     from bot.git.gather import run_refs
 
+    if link_base is not None and not link_base.startswith(("https://", "http://")):
+        from bot.errors import MinbumpError
+
+        raise MinbumpError(f"--link-base {link_base!r} is not an http(s) URL")
     report = run_refs(repo, base, head, config_path=config_path, preset=preset, as_of=as_of,
                       today=date.today(), matrix_files=list(matrix_files), target_release=target_release)
     if fmt == "json":
@@ -84,7 +90,7 @@ def run_dry(repo: str, base: str, head: str, config_path: str | None, preset: st
     else:
         from bot.core.report import render_markdown
 
-        sys.stdout.write(render_markdown(report))
+        sys.stdout.write(render_markdown(report, link_base=link_base))
     sys.stdout.flush()
     return 1 if report.verdict == "fail" else 0
 

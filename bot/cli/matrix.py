@@ -314,6 +314,8 @@ def what_if_groups(matrix: "Matrix", impacted: list[dict], day: date, rule: str)
                      "superseded": True}
             elif end and matrix.minors_on(p, day)[-1] != minor:  # kept alive by EUS/E4S: until then
                 i = {**i, "support_end": end.isoformat()}
+        if i.get("superseded_by"):  # the analysis judged the minor already (bot.core.impact)
+            i = {**i, "superseded": True}
         groups["live" if i["still_supported"] else "gone"].append(i)
     return groups
 

@@ -13,10 +13,10 @@ from bot.core.calendar import Calendar, Release, ReleasePlan, plan_by_date
 from bot.core.classify import classify
 from bot.core.config import CONFIG_PATH, Config
 from bot.core.deprecation import Constant, Snapshot
-from bot.core.extract import DEFAULT_LITERALS, IntValue, Raw, Ref, Unsupported, check_region, default_filter, scan_source
+from bot.core.extract import DEFAULT_LITERALS, FileScan, IntValue, Raw, Ref, Unsupported, check_region, default_filter, scan_source
 from bot.core.impact import dropped
 from bot.core.matrix import Matrix, freshness_warning
-from bot.core.report import Report
+from bot.core.report import Report, way_out
 from bot.core.version import Version, vstr
 from bot.core.records import Record
 
@@ -113,6 +113,9 @@ def snapshot(label: str, sha: str | None, files: dict[str, bytes], cfg: Config) 
     scans = {path: _scan(path, data, cfg) for path, data in sorted(files.items())}
     errors = [{"file": p, "line": line, "message": msg, "ref": label}
               for p, s in scans.items() for line, msg in s.errors]
+    # A watched constant whose own statement does not parse is an error; any other broken line is a note.
+    errors += [{"file": p, "line": line, "message": f"{name}: {msg}", "ref": label}
+               for p, s in scans.items() for name, (line, msg) in s.broken.items() if classify(name, cfg)]
     table: dict[str, tuple[Raw, str]] = {}
     for path, s in scans.items():
         for name, raw in s.constants.items():
@@ -123,7 +126,10 @@ def snapshot(label: str, sha: str | None, files: dict[str, bytes], cfg: Config) 
         if meaning is None:
             continue
         if meaning.per_arch or isinstance(raw.value, dict):
-            if not isinstance(raw.value, dict):
+            if not isinstance(raw.value, dict):  # a table minbump cannot read: unreadable, not gone
+                _, note = _decode(raw.value, name, cfg, table)
+                consts[name] = Constant(name, name, path, raw.line, meaning.component, meaning.kind, None,
+                                        meaning.hypervisor, None, note=note or "not a table of versions")
                 continue
             for arch, item in raw.value.items():
                 v, note = _decode(item, name, cfg, table)
@@ -190,6 +196,28 @@ def _changed_region(old: str, new: str) -> tuple[int, int] | None:
 
 # ---------------------------------------------------------------- analyze ---
 
+def _unreadable(c: Constant | None) -> bool:
+    """A watched hard or next constant whose value minbump cannot read: never taken as removed."""
+    return c is not None and c.kind in ("hard", "next") and c.value is None
+
+
+def expression(scan: FileScan | None, line: int) -> str:
+    """The value of the assignment at `line` as written (up to 200 characters), for the report."""
+    lines = scan.text.splitlines() if scan is not None else []
+    if not 0 < line <= len(lines):
+        return ""
+    parts: list[str] = []
+    depth = 0
+    for text in lines[line - 1:line + 19]:
+        parts.append(text.strip())
+        depth += sum(text.count(ch) for ch in "([{") - sum(text.count(ch) for ch in ")]}")
+        if depth <= 0 and not text.rstrip().endswith("\\"):
+            break
+    joined = " ".join(parts)
+    value = joined.split("=", 1)[1].strip() if "=" in joined else joined
+    return value if len(value) <= 200 else value[:199] + "…"
+
+
 def analyze(inp: Inputs) -> Report:
     """Judge the constants with the base's policy, then review what the change does to the policy itself."""
     report = _judge(inp)
@@ -218,26 +246,20 @@ def _judge(inp: Inputs) -> Report:
     base, base_errors = snapshot("base", inp.base_sha, inp.base_files, cfg)
     head, head_errors = snapshot("head", inp.head_sha, inp.head_files, cfg)
     report.errors.extend(head_errors)
-    # A syntax error the change brings, anywhere in a changed watched file.
-    for path, data in inp.head_files.items():
-        scan = head.files[path]
-        if scan.errors or scan.full_parse or path not in inp.base_files or inp.base_files[path] == data:
-            continue
-        region = _changed_region(base.files[path].text if path in base.files else "", scan.text)
-        if region:
-            problem = check_region(scan.text, *region)
-            if problem:
-                report.errors.append({"file": path, "line": problem[0], "message": problem[1], "ref": "head"})
+    _parse_notes(report, inp, base, head, cfg)
     if inp.config_changed_at_head:
         report.notes.append(f"this change edits {CONFIG_PATH}; the check uses the base branch's version "
                             "(a pull request cannot loosen its own check)")
     report.watched_changed = bool(inp.changed)
 
     # Changes, constant by constant.
+    unreadable: list[dict] = []
     for key in sorted(set(base.constants) | set(head.constants)):
         old, new = base.constants.get(key), head.constants.get(key)
         ov, nv = (old.shown() if old else None), (new.shown() if new else None)
-        if ov == nv:
+        o_expr = expression(base.files.get(old.file), old.line) if _unreadable(old) else None
+        n_expr = expression(head.files.get(new.file), new.line) if _unreadable(new) else None
+        if ov == nv and (o_expr == n_expr or not _unreadable(new)) and bool(old) == bool(new):
             continue
         c = new or old
         assert c is not None
@@ -245,6 +267,10 @@ def _judge(inp: Inputs) -> Report:
                  "kind": c.kind, "scope": {"arch": c.arch, "hypervisor": c.hypervisor}, "old": ov, "new": nv}
         if new is None:
             entry["removed"] = True
+        elif _unreadable(new):
+            entry["unreadable"] = True
+            entry["expression"] = n_expr
+            unreadable.append(entry)
         if old and new and old.file != new.file:
             entry["moved_from"] = old.file
         if (new and new.note) or (old and old.note):
@@ -264,15 +290,23 @@ def _judge(inp: Inputs) -> Report:
         report.summary = "no watched minimum changed"
         return report
 
-    # Effective minimums and what each raise drops.
+    # Effective minimums and what each raise drops. A scope whose head minimum is unreadable is not
+    # judged (neither lowered nor removed); a global one leaves every scope of its component unjudged.
+    blind: set[tuple] = set()
+    for c in head.constants.values():
+        if _unreadable(c) and c.kind == "hard":
+            table = (c.key == c.name and c.arch is None and (m := classify(c.name, cfg)) is not None and m.per_arch)
+            blind.add((c.component, "*" if table else c.arch, c.hypervisor))
     eff_old, eff_new = effective(base), effective(head)
     prev_snap = None
     if previous is not None and inp.previous_files is not None:
         prev_snap, _ = snapshot(previous.tag, None, inp.previous_files, cfg)
-    global_drops: dict[str, set[str]] = {}
-    already: dict[str, set[str]] = {}
+    global_drops: dict[str, set] = {}
+    skipped: list[str] = []
     raised: list[tuple[tuple, Version | None, Version, Constant]] = []
     for scope in sorted(set(eff_old) | set(eff_new), key=lambda k: (k[0], k[1] or "", k[2] or "")):
+        if scope in blind or (scope[0], None, None) in blind or (scope[1] and (scope[0], "*", None) in blind):
+            continue
         # A scope without its own constant on one side is held to the global minimum there.
         o = eff_old.get(scope) or eff_old.get((scope[0], None, None))
         n = eff_new.get(scope) or eff_new.get((scope[0], None, None))
@@ -291,14 +325,17 @@ def _judge(inp: Inputs) -> Report:
         if not matrix.knows_component(comp):
             report.notes.append(f"the support matrix has no data for {comp}; platforms needing "
                                 f"{comp} >= {nv} are not judged")
+            skipped.append(f"{const.name} not judged: the support matrix has no data for {comp}")
+            continue
+        if hv and not any(p.runs_hypervisor(hv) for p in matrix.in_scope()):
+            skipped.append(f"{const.name} not judged: no platform in the data runs {hv}")
+            report.notes.append(f"{skipped[-1]}; nothing fails for it")
             continue
         exclude = set(global_drops.get(comp, ())) if (arch or hv) else set()
-        if comp not in already:
-            already[comp] = _already_out(matrix, eff_old, comp, as_of, rule)
-        exclude |= already[comp]
-        hits = dropped(matrix, comp, ov, nv, day=as_of, rule=rule, arch=arch, hypervisor=hv, exclude=exclude)
+        hits = dropped(matrix, comp, ov, nv, day=as_of, rule=rule, arch=arch, hypervisor=hv, exclude=exclude,
+                       others=_other_minimums(matrix, eff_old, comp))
         if not (arch or hv):
-            global_drops[comp] = {h.platform.id for h in hits if h.minor is None}
+            global_drops[comp] = {h.platform.id if h.minor is None else (h.platform.id, h.minor) for h in hits}
         dep = deprecation.check(comp, (arch, hv), nv, const.name, ov, previous, prev_snap, base,
                                 inp.previous_missing)
         report.deprecation.append(dep)
@@ -307,7 +344,7 @@ def _judge(inp: Inputs) -> Report:
             d["constant"] = const.name
             d["warned"] = dep["warned"]
             d["severity"], d["reason"] = _severity(h, d, dep["warned"], cfg)
-            report.impacted.append(d)
+            (report.unknown if h.shipped is None else report.impacted).append(d)
 
     # Announcements: what the next release will drop.
     for ch in report.changes:
@@ -320,14 +357,17 @@ def _judge(inp: Inputs) -> Report:
             continue
         if not matrix.knows_component(ch["component"]):
             continue
+        if scope[2] and not any(p.runs_hypervisor(scope[2]) for p in matrix.in_scope()):
+            continue
         nxt_release = _release_after(inp.calendar, target) if target else None
         day = nxt_release.date if nxt_release else as_of
         hits = dropped(matrix, ch["component"], cur[0] if cur else None, nv, day=day, rule=rule,
-                       arch=scope[1], hypervisor=scope[2])
+                       arch=scope[1], hypervisor=scope[2], others=_other_minimums(matrix, eff_new, ch["component"]))
         report.next_drops.append({
             "constant": ch["constant"], "component": ch["component"], "scope": ch["scope"], "value": ch["new"],
             "release": nxt_release.to_dict() if nxt_release else None, "as_of": day.isoformat(),
-            "impacted": [h.to_dict() for h in hits],
+            "impacted": [h.to_dict() for h in hits if h.shipped is not None],
+            "unknown": [h.to_dict() for h in hits if h.shipped is None],
         })
 
     # Feature gates a raised hard minimum made pointless.
@@ -340,28 +380,40 @@ def _judge(inp: Inputs) -> Report:
                     "constant": c.name, "value": str(c.value), "hard_minimum": str(nv),
                     "file": c.file, "line": c.line, "newly": ov is None or c.value > ov})
 
-    _verdict(report, cfg)
+    _verdict(report, cfg, unreadable, skipped)
     return report
 
 
-def _already_out(matrix: Matrix, eff_old: dict, comp: str, day: date, rule: str) -> set[str]:
-    """Platforms another component's old minimum had already dropped: raising `comp` changes nothing for them.
+def _parse_notes(report: Report, inp: Inputs, base: Snapshot, head: Snapshot, cfg: Config) -> None:
+    """Code that does not parse outside the constants' statements (Python 2-era files) is a note, not an error."""
+    for path, data in inp.head_files.items():
+        scan = head.files[path]
+        for line, msg in scan.notes:
+            report.notes.append(f"{path}:{line} {msg}; its constants were read statement by statement")
+        for name, (line, msg) in scan.broken.items():
+            if not classify(name, cfg):
+                report.notes.append(f"{path}:{line} {name} {msg} (not a watched constant)")
+        if scan.errors or scan.full_parse or path not in inp.base_files or inp.base_files[path] == data:
+            continue
+        # Lines the change touched that do not parse: the constants' own statements parsed (above),
+        # so the problem is elsewhere in the file.
+        region = _changed_region(base.files[path].text if path in base.files else "", scan.text)
+        if region:
+            problem = check_region(scan.text, *region, path)
+            if problem:
+                report.notes.append(f"{path}:{problem[0]} {problem[1]} (outside the watched constants, "
+                                    "which were read statement by statement)")
+
+
+def _other_minimums(matrix: Matrix, eff: dict, comp: str) -> dict[str, Version]:
+    """The global minimums of the other components: a platform below one of them (even with its add-ons)
+    was out already, so raising `comp` changes nothing for it.
 
     Nova's first MIN_QEMU_VERSION (Newton) did not drop Ubuntu 12.04: its
     libvirt was already below MIN_LIBVIRT_VERSION since Mitaka.
     """
-    from bot.core.impact import shipped_on
-
-    out: set[str] = set()
-    for (other, arch, hv), (old, _c) in eff_old.items():
-        if other == comp or arch or hv or not matrix.knows_component(other):
-            continue
-        for p in matrix.in_scope():
-            if p.released_by(day) and p.knows(other):
-                cell = shipped_on(matrix, p, other, day)
-                if cell.version is not None and cell.version < old:
-                    out.add(p.id)
-    return out
+    return {other: v for (other, arch, hv), (v, _c) in eff.items()
+            if other != comp and not arch and not hv and matrix.knows_component(other)}
 
 
 def _release_after(calendar: Calendar | None, release: Release) -> Release | None:
@@ -382,6 +434,8 @@ def _rule_text(rule: str, as_of: date) -> str:
 def _severity(h, d: dict, warned: bool | None, cfg: Config) -> tuple[str, str]:
     s = cfg.strictness
     if not h.still_supported:
+        if h.superseded_by:
+            return "pass", f"an older minor release, superseded by {h.superseded_by}"
         return "pass", "past its vendor's end of support"
     if h.shipped is None:
         return s["unknown"], "shipped version unknown"
@@ -399,24 +453,73 @@ def _severity(h, d: dict, warned: bool | None, cfg: Config) -> tuple[str, str]:
     return level, why
 
 
-def _verdict(report: Report, cfg: Config) -> None:
+def still_supported_labels(report: Report) -> list[str]:
+    """The one count: distinct labels of still-supported drops, in report order (= rows of the table)."""
+    return list(dict.fromkeys(d["label"] for d in report.impacted if d["still_supported"]))
+
+
+def _names(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _verdict(report: Report, cfg: Config, unreadable: list[dict], skipped: list[str]) -> None:
+    s = cfg.strictness
     level = "pass"
-    for d in report.impacted:
+    for d in report.impacted + [u for u in report.unknown if u["still_supported"]]:
         if SEVERITY[d["severity"]] > SEVERITY[level]:
             level = d["severity"]
+    if unreadable and SEVERITY[s["unknown"]] > SEVERITY[level]:
+        level = s["unknown"]
     report.verdict = level
-    # Count platforms (a minor release counts on its own), not rows: one platform may miss two components.
-    fails = list({(d["platform"], d["minor"]) for d in report.impacted if d["severity"] == "fail"})
-    supported = list({(d["platform"], d["minor"]) for d in report.impacted if d["still_supported"]})
-    if fails:
-        n = len(supported)
-        report.summary = (f"drops {n} still-supported platform{'s' if n != 1 else ''}, {len(fails)} "
-                          "without a released deprecation warning")
-    elif supported:
-        report.summary = f"drops {len(supported)} still-supported platform{'s' if len(supported) != 1 else ''}; see below"
-    elif report.impacted:
-        report.summary = "drops only platforms past their vendor's end of support"
-    elif report.effective:
-        report.summary = "raises minimums without dropping any platform in the matrix"
-    else:
-        report.summary = "changes no effective hard minimum"
+    parts: list[str] = []
+    labels = still_supported_labels(report)
+    if labels:
+        n = len(labels)
+        worst = sorted(labels, key=lambda lb: -max(SEVERITY[d["severity"]] for d in report.impacted
+                                                    if d["label"] == lb and d["still_supported"]))
+        named = [f"{label} ({way_out([d for d in report.impacted if d['label'] == label])})" for label in worst[:3]]
+        text = (f"drops {n} still-supported platform{'s' if n != 1 else ''}, "
+                + ("including " if n > 3 else "") + _names(named) + ",")
+        rows = [d for d in report.impacted if d["still_supported"]]
+        if any(d["warned"] is False for d in rows):
+            text += " without a release of warning"
+        elif all(d["warned"] for d in rows):
+            text += " after a release of warning"
+        else:
+            text += " (whether a release warned first is unknown)"
+        parts.append(text)
+    unknown = list(dict.fromkeys(d["label"] for d in report.unknown if d["still_supported"]))
+    if unknown:
+        parts.append(f"cannot tell for {len(unknown)} still-supported platform{'s' if len(unknown) != 1 else ''} "
+                     "whose shipped version is unknown")
+    for u in unreadable:
+        parts.append(f"cannot read {u['constant']} at head ({u['file']}:{u['line']}: {u['expression'] or '?'})")
+    if not parts:
+        if report.impacted:
+            parts.append("drops only platforms past their vendor's end of support or superseded minor releases")
+        else:
+            parts.append(_moves(report, skipped))
+    report.summary = "; ".join(parts)
+
+
+def _moves(report: Report, skipped: list[str]) -> str:
+    """What the change did to the minimums, when it drops nothing: never "raises" for a lowered or removed one."""
+    judged = bool(report.deprecation)  # one entry per raise that was judged
+    lowered = [e for e in report.effective if e["new"] is not None and e["old"] is not None
+               and Version.parse(e["new"]) < Version.parse(e["old"])]
+    removed = [c for c in report.changes if c.get("removed") and c["kind"] == "hard"]
+    words = ["raises minimums without dropping any platform in the matrix"] if judged else []
+    words += skipped
+    if lowered:
+        words.append("lowers " + _names([f"the {e['component']} minimum{_scope_text(e['scope'])} "
+                                         f"({e['old']} → {e['new']})" for e in lowered]))
+    if removed:
+        words.append("removes " + _names([c["constant"] for c in removed]))
+    if not words:
+        return "changes no effective hard minimum"
+    return "; ".join(words) + ("" if judged or skipped else "; drops nothing")
+
+
+def _scope_text(scope: dict) -> str:
+    parts = [p for p in (scope.get("arch"), scope.get("hypervisor")) if p]
+    return f" for {', '.join(parts)}" if parts else ""

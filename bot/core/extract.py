@@ -9,23 +9,56 @@ sends the whole file through `ast.parse` to get the exact answer.
 from __future__ import annotations
 
 import ast
-import bisect
 import re
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable, Union
+    from collections.abc import Callable
 
 from bot.core.matrix import norm_arch
 from bot.core.version import Version
 from bot.core.records import Record
+from bot.errors import MinbumpError
 
-MAX_SOURCE = 4 * 1024 * 1024
+MAX_CONSTANTS = 2000  # version-like top-level assignments in one file (Nova's driver.py has about 40)
+MAX_SOURCE = 4 * 1024 * 1024  # the most any caller may allow; the edge passes its own limit in (default 2 MiB)
 
 _CANDIDATE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)[ \t]*(?::[^=\n]*)?=(?!=)")
 # Substrings every name default_filter keeps contains: found with str.find, which on a
 # 500 kB module is ~50x faster than a multi-line regex trying every line.
 DEFAULT_LITERALS = ("MIN_", "VERSION", "BAD_", "DENY")
 _TRIPLE = re.compile(r'"""|\'\'\'')
+
+
+class UnreadableSource(MinbumpError):
+    """A watched file the parser cannot take (an expression nested too deeply): an input error, exit 2.
+
+    `file` and `line` say where, for a report that names them.
+    """
+
+    def __init__(self, file: str, line: int, why: str) -> None:
+        super().__init__(f"{file}:{line}: cannot read: {why}")
+        self.file, self.line, self.why = file, line, why
+
+
+_TOO_DEEP = (RecursionError, MemoryError)  # what `ast` raises on `1+1+...` x 3,000 or 100,000 unary minus
+
+
+def _too_deep(path: str, line: int) -> UnreadableSource:
+    return UnreadableSource(path, line, "an expression is nested too deeply for Python's parser")
+
+
+def _deep_line(text: str, first_line: int = 1) -> int:
+    """The line of the first top-level statement in `text` that `ast` cannot take (first_line if none)."""
+    lines = text.splitlines()
+    starts = [i for i, ln in enumerate(lines) if _toplevel(ln)] or [0]
+    for a, b in zip(starts, starts[1:] + [len(lines)]):
+        try:
+            ast.parse("\n".join(lines[a:b]))
+        except _TOO_DEEP:
+            return first_line + a
+        except (SyntaxError, ValueError):
+            continue
+    return first_line
 
 
 class Ref(str):
@@ -45,7 +78,7 @@ class Unsupported(Record):
 
 
 if TYPE_CHECKING:
-    Value = Union[Version, Ref, IntValue, Unsupported, dict, list]
+    Value = Version | Ref | IntValue | Unsupported | dict | list
 
 
 class Raw(Record):
@@ -60,6 +93,10 @@ class FileScan(Record):
     errors: list[tuple[int, str]] = list
     text: str = ""
     full_parse: bool = False
+    # When the whole file does not parse (Python 2-era code): where, as a note; constants are
+    # then read statement by statement, and those whose own statement fails are in `broken`.
+    notes: list[tuple[int, str]] = list
+    broken: dict[str, tuple[int, str]] = dict
 
 
 def default_filter(name: str) -> bool:
@@ -77,23 +114,33 @@ def _arch_key(node: ast.expr) -> str | None:
     return None
 
 
+def _source(node: ast.expr) -> str:
+    """The expression as text for a report, cut short; `0x` + 5,000 digits has no decimal form."""
+    try:
+        text = ast.unparse(node)
+    except ValueError:
+        return "(an integer too large to be a version)"
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 def _value(node: ast.expr) -> Value:
     if isinstance(node, (ast.Tuple, ast.List)) and node.elts and all(
             isinstance(e, ast.Constant) and type(e.value) is int for e in node.elts):
         try:
-            return Version(tuple(e.value for e in node.elts))  # type: ignore[union-attr]
+            return Version(tuple(e.value for e in node.elts
+                                 if isinstance(e, ast.Constant) and isinstance(e.value, int)))
         except ValueError:
-            return Unsupported(ast.unparse(node))
+            return Unsupported(_source(node))
     if isinstance(node, ast.Constant):
         if type(node.value) is int:
-            return IntValue(node.value)
+            return IntValue(node.value) if node.value.bit_length() <= 64 else Unsupported(_source(node))
         if isinstance(node.value, str):
             try:
                 return Version.parse(node.value) if re.fullmatch(r"\s*v?\d+(\.\d+)*\s*", node.value) \
-                    else Unsupported(repr(node.value))
+                    else Unsupported(_source(node))
             except ValueError:
-                return Unsupported(repr(node.value))
-        return Unsupported(repr(node.value))
+                return Unsupported(_source(node))
+        return Unsupported(_source(node))
     if isinstance(node, ast.Name):
         return Ref(node.id)
     if isinstance(node, ast.Dict):
@@ -101,7 +148,7 @@ def _value(node: ast.expr) -> Value:
         for k, v in zip(node.keys, node.values):
             key = _arch_key(k) if k is not None else None
             if key is None:
-                return Unsupported(ast.unparse(node))
+                return Unsupported(_source(node))
             out[key] = _value(v)
         return out
     if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
@@ -111,7 +158,7 @@ def _value(node: ast.expr) -> Value:
         inner = _value(node.args[0])
         if isinstance(inner, (Version, IntValue)):
             return inner
-    return Unsupported(ast.unparse(node))
+    return Unsupported(_source(node))
 
 
 def _statement_end(text: str, start: int) -> int:
@@ -174,7 +221,10 @@ def _collect(tree: ast.Module, line_offset: int, keep: Callable[[str], bool], sc
             continue
         for t in targets:
             if isinstance(t, ast.Name) and keep(t.id):
-                scan.constants[t.id] = Raw(t.id, stmt.lineno + line_offset, _value(value))
+                try:
+                    scan.constants[t.id] = Raw(t.id, stmt.lineno + line_offset, _value(value))
+                except _TOO_DEEP:
+                    raise _too_deep(scan.path, stmt.lineno + line_offset) from None
 
 
 def _candidate_lines(text: str, literals: tuple[str, ...]) -> list[int]:
@@ -192,16 +242,20 @@ def _candidate_lines(text: str, literals: tuple[str, ...]) -> list[int]:
 
 
 def scan_source(data: bytes | str, path: str, keep: Callable[[str], bool] = default_filter,
-                literals: tuple[str, ...] = DEFAULT_LITERALS) -> FileScan:
+                literals: tuple[str, ...] = DEFAULT_LITERALS, max_constants: int = MAX_CONSTANTS) -> FileScan:
     """Every top-level constant `keep` accepts, with its line; parse problems as (line, message).
 
-    `literals`: substrings one of which every name `keep` accepts contains.
+    `literals`: substrings one of which every name `keep` accepts contains. A file
+    over the size limit or with more than `max_constants` candidates is not read
+    (an error says so).
     """
     scan = FileScan(path)
     if isinstance(data, bytes):
-        size = getattr(data, "size", len(data))  # gitread.Oversized carries the real size
-        if size > MAX_SOURCE:
-            scan.errors.append((0, f"file is {size} bytes, over the {MAX_SOURCE}-byte limit; not read"))
+        # The reader leaves a file over its limit unread: a placeholder with the real `size` and the `limit`.
+        size, limit = getattr(data, "size", len(data)), getattr(data, "limit", MAX_SOURCE)
+        if size > limit or size > MAX_SOURCE:
+            scan.errors.append((0, f"not read: too large ({size} bytes; the limit is {min(limit, MAX_SOURCE)} "
+                                   "bytes, setting MINBUMP_MAX_SOURCE_BYTES)"))
             return scan
         if b"\0" in data[:8192]:
             scan.errors.append((0, "binary file; not read"))
@@ -229,22 +283,38 @@ def scan_source(data: bytes | str, path: str, keep: Callable[[str], bool] = defa
         pieces.append((lineno, text[start:_statement_end(text, start)]))
     if not pieces:
         return scan
+    if len(pieces) > max_constants:  # each one is classified and judged: tens of thousands spend seconds
+        scan.errors.append((pieces[max_constants][0] + 1, f"not read: too many version-like constants "
+                                                           f"({len(pieces)}; the limit is {max_constants})"))
+        return scan
     # One parse for all the statements (1,000 constants = 1 compile, not 1,000), each
     # padded to its own line so the tree's line numbers are the file's.
     parts: list[str] = []
     at = 0
     for line, snippet in pieces:
         if line < at:
-            return _full_parse(text, path, keep)  # overlapping statements: let ast decide
+            return _full_parse(text, path, keep, pieces)  # overlapping statements: let ast decide
         parts.append("\n" * (line - at))
         parts.append(snippet)
         at = line + snippet.count("\n")
     try:
         tree = ast.parse("".join(parts))
     except SyntaxError:
-        return _full_parse(text, path, keep)
+        return _full_parse(text, path, keep, pieces)
+    except _TOO_DEEP:
+        raise _too_deep(path, next((line + 1 for line, snippet in pieces if _too_deep_snippet(snippet)), 1)) from None
     _collect(tree, 0, keep, scan)
     return scan
+
+
+def _too_deep_snippet(snippet: str) -> bool:
+    try:
+        ast.parse(snippet)
+    except _TOO_DEEP:
+        return True
+    except (SyntaxError, ValueError):
+        pass
+    return False
 
 
 class _TripleQuotes:
@@ -264,23 +334,54 @@ class _TripleQuotes:
         return self._count % 2 == 1
 
 
-def _full_parse(text: str, path: str, keep: Callable[[str], bool]) -> FileScan:
+def _full_parse(text: str, path: str, keep: Callable[[str], bool],
+                pieces: list[tuple[int, str]] | None = None) -> FileScan:
     scan = FileScan(path, text=text, full_parse=True)
     try:
         tree = ast.parse(text, filename=path)
     except SyntaxError as exc:
-        scan.errors.append((exc.lineno or 0, f"does not parse: {exc.msg}"))
+        if not pieces:
+            scan.errors.append((exc.lineno or 0, f"does not parse: {exc.msg}"))
+            return scan
+        # Python 2-era code (`0755`, `print x`) elsewhere in the file must not hide the constants.
+        scan.notes.append((exc.lineno or 0, f"does not parse as Python 3: {exc.msg}"))
+        _by_statement(pieces, keep, scan)
         return scan
+    except _TOO_DEEP:
+        raise _too_deep(path, _deep_line(text)) from None
     _collect(tree, 0, keep, scan)
     return scan
 
 
-def check_region(text: str, first: int, last: int) -> tuple[int, str] | None:
+def _by_statement(pieces: list[tuple[int, str]], keep: Callable[[str], bool], scan: FileScan) -> None:
+    """Each candidate statement parsed on its own; one that fails is `broken` at its line."""
+    for line, snippet in pieces:
+        try:
+            tree = ast.parse(snippet)
+        except (SyntaxError, RecursionError, MemoryError) as exc:
+            m = _CANDIDATE.match(snippet)
+            if m:
+                where = line + ((exc.lineno or 1) if isinstance(exc, SyntaxError) else 1)
+                why = exc.msg if isinstance(exc, SyntaxError) else "nested too deeply to read"
+                scan.broken[m.group(1)] = (where, f"does not parse: {why}")
+            continue
+        _collect(tree, line, keep, scan)
+
+
+def check_region(text: str, first: int, last: int, path: str = "<source>") -> tuple[int, str] | None:
     """Does the top-level code around lines first..last (1-based) parse? Cheaper than the whole file.
 
     Used on the lines a change touched, so a syntax error the change brings is
-    reported with its line without parsing 14,000 untouched lines.
+    reported with its line without parsing 14,000 untouched lines. Code too
+    deeply nested for `ast` raises UnreadableSource.
     """
+    try:
+        return _check_region(text, first, last)
+    except _TOO_DEEP:
+        raise _too_deep(path, _deep_line(text)) from None
+
+
+def _check_region(text: str, first: int, last: int) -> tuple[int, str] | None:
     lines = text.splitlines()
     if not lines:
         return None
@@ -382,15 +483,15 @@ def _enclosing_def(text: str, pos: int, indent: int) -> tuple[int, int, str] | N
 def _function_warns(text: str, pos: int, base: int) -> bool:
     """Does the function starting at `pos` (indented `base`) call something that warns?"""
     body_start = text.find("\n", pos) + 1
-    end_rx = re.compile(r"^[ \t]{0,%d}(?=[^\s#)\]}])" % base, re.M)
+    end_rx = re.compile(rf"^[ \t]{{0,{base}}}(?=[^\s#)\]}}])", re.M)
     m = end_rx.search(text, body_start) if body_start > 0 else None
     chunk = text[pos:m.start() if m else len(text)]
     body = "\n".join(ln[base:] if ln[:base].isspace() or not ln[:base] else ln.lstrip()
                      for ln in chunk.splitlines())
     try:
         tree = ast.parse(body)
-    except SyntaxError:
-        return bool(_WARN.search(body))
+    except (SyntaxError, ValueError, *_TOO_DEEP):
+        return bool(_WARN.search(body))  # a heuristic answer is enough for "does it warn"
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             f = node.func

@@ -29,12 +29,13 @@ class Impacted(Record):
     confidence: str
     minor: str | None = None
     mitigations: list[dict] = list
+    via: str | None = None            # the add-on repository that kept this platform in use
+    superseded_by: str | None = None  # an older minor release: the minor that ended its support
 
     @property
     def label(self) -> str:
-        if self.minor:
-            return f"{_product(self.platform)} {self.minor}"
-        return self.platform.label
+        text = f"{_product(self.platform)} {self.minor}" if self.minor else self.platform.label
+        return f"{text} with {self.via}" if self.via else text
 
     def to_dict(self) -> dict:
         p = self.platform
@@ -52,6 +53,8 @@ class Impacted(Record):
             "confidence": self.confidence,
             "mitigations": self.mitigations,
             "data_origin": p.origin,
+            "via": self.via,
+            "superseded_by": self.superseded_by,
         }
 
 
@@ -75,13 +78,7 @@ def shipped_on(matrix: Matrix, p: Platform, component: str, day: date) -> Cell:
 
 def _addon_ok(matrix: Matrix, addon: Addon, component: str, need: Version, day: date) -> bool:
     v = addon.ships.get(component)
-    if v is None or v < need:
-        return False
-    if addon.derived_from:  # a Cloud Archive pocket exists once its source release does
-        src = matrix.get(addon.derived_from)
-        if src and src.released and src.released > day:
-            return False
-    return True
+    return v is not None and v >= need and _addon_available(matrix, addon, day)
 
 
 def _addon_mitigation(addon: Addon, component: str) -> dict:
@@ -96,9 +93,12 @@ def mitigations_for(matrix: Matrix, p: Platform, component: str, need: Version, 
                     minor: Minor | None = None) -> list[dict]:
     out: list[dict] = []
     addons = list(p.addons) + (list(minor.addons) if minor else [])
-    for addon in addons:
-        if _addon_ok(matrix, addon, component, need, day):
-            out.append(_addon_mitigation(addon, component))
+    # Oldest sufficient add-on first: the smallest step out.
+    for addon in sorted((a for a in addons if _addon_ok(matrix, a, component, need, day)),
+                        key=lambda a: a.ships[component]):
+        m = _addon_mitigation(addon, component)
+        if m not in out:
+            out.append(m)
     if minor is not None:
         for m in available_minors(matrix, p, day):
             cell = m.ships.get(component)
@@ -140,15 +140,43 @@ def _minor_key(m: Minor) -> tuple[int, ...]:
     return _rel_key(m.minor)
 
 
+def _addon_available(matrix: Matrix, addon: Addon, day: date) -> bool:
+    """A Cloud Archive pocket exists once its source release does."""
+    if addon.derived_from:
+        src = matrix.get(addon.derived_from)
+        if src and src.released and src.released > day:
+            return False
+    return True
+
+
+def _unit_addons(matrix: Matrix, p: Platform, day: date, minor: Minor | None) -> list[Addon]:
+    """Add-ons for a unit: an older minor's own plus the platform's; the current state: the newest minor's too."""
+    if minor is not None:
+        addons = list(minor.addons) + list(p.addons)
+    else:
+        minors = available_minors(matrix, p, day)
+        addons = (list(minors[-1].addons) if minors else []) + list(p.addons)
+    return [a for a in addons if _addon_available(matrix, a, day)]
+
+
 def dropped(matrix: Matrix, component: str, old: Version | None, new: Version, *, day: date,
             rule: str = "standard", arch: str | None = None, hypervisor: str | None = None,
-            exclude: set[str] | None = None) -> list[Impacted]:
-    """Platforms that meet `old` (or anything, when old is None) but not `new`, as of `day`.
+            exclude: set | None = None, others: dict[str, Version] | None = None) -> list[Impacted]:
+    """Platforms in use that meet `old` (or anything, when old is None) but not `new`, as of `day`.
 
-    Platforms not yet released on `day` are left out; unknown versions are
-    reported as unknown. `exclude` skips platform ids already reported for a
+    A platform is in use by its base repositories or, when those are below an
+    old minimum (of this component or, via `others`, of another one), through
+    the oldest add-on repository with which it meets them all; `via` names it
+    (Ubuntu 12.04 with UCA folsom). Platforms not yet released on `day` are
+    left out; unknown versions come back with `shipped` None, for the caller
+    to keep apart. Older minor releases are judged on their own: supported
+    until the next minor ships unless the data gives them an extended end.
+    `exclude` skips platform ids (or (id, minor) pairs) already reported for a
     wider scope.
     """
+    olds = dict(others or {})
+    if old is not None:
+        olds[component] = old
     out: list[Impacted] = []
     for p in matrix.in_scope():
         if exclude and p.id in exclude:
@@ -157,28 +185,74 @@ def dropped(matrix: Matrix, component: str, old: Version | None, new: Version, *
                 and p.knows(component)):
             continue
         supported = p.supported_on(day, rule)
-        end = p.support_end(rule)
-        cell = shipped_on(matrix, p, component, day)
-        conf = lower_confidence(cell.confidence, p.confidence.get("dates", "low")) if supported else cell.confidence
-        if cell.version is None:
-            out.append(Impacted(p, component, arch, hypervisor, None, new, supported, end, "low"))
-            continue
-        if cell.version < new and (old is None or cell.version >= old):
-            imp = Impacted(p, component, arch, hypervisor, cell.version, new, supported, end, conf)
-            imp.mitigations = mitigations_for(matrix, p, component, new, day)
-            out.append(imp)
-            continue
-        if cell.version < new:
-            continue  # already below the old minimum: not newly dropped
-        # The newest minor is fine; older minors still in use may not be.
         minors = available_minors(matrix, p, day)
-        for m in minors[:-1]:
-            mc = m.ships.get(component)
-            if mc is None or mc.version is None:
+        units: list[Minor | None] = [None] + (minors[:-1] if supported else [])  # an ended release: once
+        for m in units:
+            if m is not None and exclude and (p.id, m.minor) in exclude:
                 continue
-            if mc.version < new and (old is None or mc.version >= old):
-                imp = Impacted(p, component, arch, hypervisor, mc.version, new, supported, end,
-                               mc.confidence, minor=m.minor)
-                imp.mitigations = mitigations_for(matrix, p, component, new, day, minor=m)
-                out.append(imp)
+            state, hit = _judge_unit(matrix, p, m, minors, component, olds, new, day, supported, rule)
+            if hit is not None:
+                hit.arch, hit.hypervisor = arch, hypervisor
+                out.append(hit)
+            if m is None and state in ("out", "dropped"):
+                break  # the release as updated is out or dropped: its older minors are too
     return out
+
+
+def _judge_unit(matrix: Matrix, p: Platform, m: Minor | None, minors: list[Minor], component: str,
+                olds: dict[str, Version], new: Version, day: date, supported: bool,
+                rule: str) -> tuple[str, Impacted | None]:
+    """One unit (the release as updated, or an older minor): its state and the entry if `new` drops it.
+
+    States: "out" (below an old minimum even with its add-ons), "dropped" (by
+    its base repositories), "via" (dropped, in use through an add-on), "fine",
+    "unknown" (its version of `component` is not known).
+    """
+    comps = [c for c in olds if p.knows(c)] + ([component] if component not in olds else [])
+    if m is None:
+        base = {c: shipped_on(matrix, p, c, day) for c in comps}
+        still, end, superseded = supported, p.support_end(rule), None
+        conf = (lower_confidence(base[component].confidence, p.confidence.get("dates", "low"))
+                if supported else base[component].confidence)
+    else:
+        base = {c: m.ships.get(c) or Cell(None) for c in comps}
+        if base[component].version is None:
+            return "fine", None  # an older minor without data: the release itself is judged
+        nxt = _next_minor(minors, m)
+        end = matrix.minor_support_end(p, m, rule)
+        still = supported and end is not None and end > day
+        superseded = None if still else (f"{_product(p)} {nxt.minor}" if nxt else None)
+        conf = base[component].confidence
+    minor = m.minor if m else None
+
+    def version(addon: Addon | None, c: str) -> Version | None:
+        return addon.ships[c] if addon is not None and c in addon.ships else base[c].version
+
+    def in_use(addon: Addon | None) -> bool:
+        return all(version(addon, c) is None or version(addon, c) >= o for c, o in olds.items() if c in base)
+
+    via: Addon | None = None
+    if not in_use(None):
+        fits = [a for a in _unit_addons(matrix, p, day, m) if in_use(a)]
+        if not fits:
+            return "out", None
+        via = min(fits, key=lambda a: version(a, component) or Version((0,)))
+    shipped = version(via, component)
+    if shipped is None:
+        return "unknown", Impacted(p, component, None, None, None, new, still, end, "low", minor=minor,
+                                   via=via.name if via else None, superseded_by=superseded)
+    if shipped >= new:
+        return "fine", None
+    if via is not None:
+        conf = lower_confidence(conf, via.confidence)
+    imp = Impacted(p, component, None, None, shipped, new, still, end, conf, minor=minor,
+                   via=via.name if via else None, superseded_by=superseded)
+    imp.mitigations = mitigations_for(matrix, p, component, new, day, minor=m)
+    return ("via" if via else "dropped"), imp
+
+
+def _next_minor(minors: list[Minor], m: Minor) -> Minor | None:
+    for i, x in enumerate(minors):
+        if x is m:
+            return minors[i + 1] if i + 1 < len(minors) else None
+    return None

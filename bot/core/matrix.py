@@ -19,6 +19,11 @@ from bot.core.version import Version
 from bot.core.records import Record
 
 CONFIDENCE_ORDER = {"low": 0, "medium": 1, "high": 2}
+# Every platform runs KVM/QEMU. A platform's `hypervisors` list names the others it packages drivers for;
+# where it is not recorded, mainstream drivers (lxc, xen) are assumed, Parallels/Virtuozzo never: only a
+# Virtuozzo-style platform that lists them runs them.
+DEFAULT_HYPERVISORS = ("kvm", "qemu")
+LISTED_ONLY_HYPERVISORS = ("parallels", "virtuozzo")
 
 # Architecture names as projects spell them -> the matrix's names.
 ARCH_ALIASES = {
@@ -199,7 +204,12 @@ class Platform(Record):
         return arch in every
 
     def runs_hypervisor(self, hypervisor: str | None) -> bool:
-        return hypervisor is None or self.hypervisors is None or hypervisor in self.hypervisors
+        """KVM/QEMU everywhere; others as `hypervisors` lists, or when not recorded, all but Parallels/Virtuozzo."""
+        if hypervisor is None or hypervisor in DEFAULT_HYPERVISORS:
+            return True
+        if self.hypervisors is None:
+            return hypervisor not in LISTED_ONLY_HYPERVISORS
+        return hypervisor in self.hypervisors
 
     def shipped(self, component: str, day: date | None = None) -> Cell:
         """What an up-to-date install ships on `day`: for rolling releases the newest snapshot by then."""
@@ -289,22 +299,22 @@ class Matrix(Record):
         return out
 
     def minor_support_end(self, p: Platform, minor: Minor, rule: str = "standard") -> date | None:
-        """When `minor` stops being supported under `rule`; None when it lasts as long as its platform.
+        """When `minor` stops being supported under `rule`; None when the data does not give that day.
 
-        A vendor's own minor ends on its recorded `support_end` (or, under the
-        extended rule, its EUS/E4S end). A rebuild following its upstream's
-        minors (AlmaLinux, Rocky, CentOS) has no EUS: a minor ends when the
-        next one ships.
+        The newest minor lasts as long as its release. An older one ends on its
+        recorded `support_end` (under the extended rule, its EUS/E4S end if
+        later), else when the next minor ships: a rebuild following its
+        upstream's minors (AlmaLinux, Rocky, CentOS) has no EUS, and where the
+        data records nothing, the vendor's next minor replaces it. A next minor
+        with no release date leaves the end unknown, never "as long as the release".
         """
         minors = self.minors_of(p)
-        later = list(minors[minors.index(minor) + 1:]) if minor in minors else []
+        i = minors.index(minor) if minor in minors else len(minors) - 1
+        if i + 1 >= len(minors):
+            return p.support_end(rule)
         if p.rebuild_of and not p.minors:
-            return next((m.released for m in later if m.released), None)
-        end = minor.support_end
-        if end is None and later and not any(m.support_end for m in minors):
-            return None  # nothing recorded for this platform's minors: as long as the platform
-        if end is None and later:
-            end = next((m.released for m in later if m.released), None)
+            return minors[i + 1].released
+        end = minor.support_end or minors[i + 1].released
         if rule == "extended" and minor.extended and minor.extended.end:
             end = max(end, minor.extended.end) if end else minor.extended.end
         return end
@@ -317,7 +327,7 @@ class Matrix(Record):
         if avail and avail[-1] == minor:
             return True
         end = self.minor_support_end(p, minor, rule)
-        return end is None or end > day
+        return end is not None and end > day
 
     def knows_component(self, component: str) -> bool:
         return any(p.knows(component) for p in self.platforms)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ class Report(Record):
     changes: list[dict] = list
     effective: list[dict] = list
     impacted: list[dict] = list
+    unknown: list[dict] = list
     deprecation: list[dict] = list
     obsolete_feature_minimums: list[dict] = list
     next_drops: list[dict] = list
@@ -46,6 +48,7 @@ class Report(Record):
             "support_rule": self.support_rule,
             "target_release": self.target_release, "previous_release": self.previous_release,
             "changes": self.changes, "effective": self.effective, "impacted": self.impacted,
+            "unknown": self.unknown,
             "deprecation": self.deprecation, "obsolete_feature_minimums": self.obsolete_feature_minimums,
             "next_drops": self.next_drops, "errors": self.errors, "notes": self.notes,
             "watched_changed": self.watched_changed, "policy_changes": self.policy_changes,
@@ -62,6 +65,25 @@ def _scope(s: dict) -> str:
     parts = [s.get("arch") or "", s.get("hypervisor") or ""]
     text = ", ".join(p for p in parts if p)
     return text or "all"
+
+
+def _where(path: str, line: int | None, link_base: str | None) -> str:
+    """`file:line`, linked to that line at the head commit when a link base is given."""
+    text = f"{path}:{line}" if line else path
+    if not link_base:
+        return f"`{text}`"
+    anchor = f"#L{line}" if line else ""
+    return f"[`{text}`]({link_base}{path}{anchor})"
+
+
+_FILE_LINE = re.compile(r"^([\w./-]+\.\w+):(\d+) ")
+
+
+def _note(text: str, link_base: str | None) -> str:
+    m = _FILE_LINE.match(text)
+    if not m or not link_base:
+        return text
+    return _where(m.group(1), int(m.group(2)), link_base) + text[m.end() - 1:]
 
 
 def _mitigation(m: dict) -> str:
@@ -97,104 +119,163 @@ def _shipped(d: dict) -> str:
     return d["shipped"] + ("?" if d.get("confidence") == "low" else "")
 
 
-def _group_minors(rows: list[dict]) -> list[dict]:
-    """RHEL 8.0 ... 8.5 with one mitigation read better as one row."""
-    out: list[dict] = []
-    for d in rows:
-        prev = out[-1] if out else None
-        if (prev and d["minor"] and prev.get("minor") and prev["platform"] == d["platform"]
-                and prev["component"] == d["component"] and prev["mitigations"] == d["mitigations"]
-                and prev["scope"] == d["scope"]):
-            prev["_last"] = d
-            continue
-        out.append(dict(d))
-    for d in out:
-        last = d.pop("_last", None)
-        if last:
-            d["label"] = f"{d['label']}–{last['minor']}"
-            if last["shipped"] != d["shipped"]:
-                d["shipped"] = f"{d['shipped']}–{last['shipped']}"
-    return out
+COMPONENT_NAMES = {"libvirt": "libvirt", "qemu": "QEMU"}
 
 
-def _impact_table(rows: list[dict]) -> list[str]:
-    lines = ["| | platform | component | scope | ships | needs | support ends | mitigation |",
-             "|---|---|---|---|---|---|---|---|"]
-    for d in _group_minors(rows):
-        mit = _mitigations(d["mitigations"])
-        end = d.get("support_end") or "unknown"
-        icon = ICON.get(d.get("severity", ""), "") if d.get("still_supported") else ""
-        lines.append(f"| {icon} | {d['label']} | {d['component']} | {_scope(d['scope'])} | {_shipped(d)} | "
-                     f"{d['required']} | {end} | {mit} |")
+def _common(entries: list[dict]) -> list[dict]:
+    """Mitigations that fix every component a platform misses (UCA kilo brings both libvirt and QEMU)."""
+    names = set.intersection(*({m["name"] for m in d["mitigations"]} for d in entries)) if entries else set()
+    return [m for m in entries[0]["mitigations"] if m["name"] in names] if names else []
+
+
+def way_out(entries: list[dict]) -> str:
+    """A platform's way out in a few words, for the headline: "UCA kilo+", "RHEL 7.2+", "no way out"."""
+    def short(ms: list[dict]) -> str:
+        m = ms[0]
+        more = sum(1 for x in ms if x["kind"] == m["kind"]) > 1
+        return m["name"] + ("+" if more and not m["name"].endswith("+") else "")
+
+    common = _common(entries)
+    if common:
+        return short(common)
+    if any(not d["mitigations"] for d in entries):
+        return "no way out"
+    return " with ".join(dict.fromkeys(short(d["mitigations"]) for d in entries))
+
+
+def _rows(entries: list[dict]) -> list[tuple[str, list[dict]]]:
+    """One row per platform label (a minor release or an add-on is its own platform), in report order."""
+    rows: dict[str, list[dict]] = {}
+    for d in entries:
+        rows.setdefault(d["label"], []).append(d)
+    return list(rows.items())
+
+
+def _platform_table(entries: list[dict], max_rows: int) -> list[str]:
+    """One row per platform, a column per component: "ships → needs" where this change drops it."""
+    comps = list(dict.fromkeys(d["component"] for d in entries))
+    head = "| | platform | " + " | ".join(COMPONENT_NAMES.get(c, c) for c in comps) + " | support ends | way out |"
+    lines = [head, "|---|---|" + "---|" * len(comps) + "---|---|"]
+    rows = _rows(entries)
+    for label, ds in rows[:max_rows]:
+        cells = []
+        for c in comps:
+            mine = [d for d in ds if d["component"] == c]
+            cells.append("; ".join(f"{_shipped(d)} → {d['required']}"
+                                   + ("" if _scope(d["scope"]) == "all" else f" ({_scope(d['scope'])})")
+                                   for d in mine) or "—")
+        common = _common(ds)
+        ways = list(dict.fromkeys(_mitigations(d["mitigations"]) for d in ds))
+        if common:
+            ways = [_mitigations(common)]
+        elif len(ways) > 1:
+            ways = [f"{COMPONENT_NAMES.get(d['component'], d['component'])}: {_mitigations(d['mitigations'])}"
+                    for d in ds]
+        end = ds[0].get("support_end") or (f"when {ds[0]['superseded_by']} shipped"
+                                           if ds[0].get("superseded_by") else "unknown")
+        level = max((d.get("severity", "") for d in ds), key=lambda v: SEVERITY_ORDER.get(v, -1))
+        icon = ICON.get(level, "") if ds[0].get("still_supported") else ""
+        lines.append(f"| {icon} | {label} | " + " | ".join(cells) + f" | {end} | {'; '.join(ways)} |")
+    if len(rows) > max_rows:
+        lines.append(f"\n…and {len(rows) - max_rows} more (see the JSON report).")
     return lines
 
 
-def render_markdown(report: Report, max_rows: int = 200) -> str:
-    """The dry-run output and the body of the bot's comment (without its marker)."""
+SEVERITY_ORDER = {"pass": 0, "warn": 1, "fail": 2}
+
+
+def _details(summary: str, body: list[str]) -> list[str]:
+    return [f"<details><summary>{summary}</summary>", ""] + body + ["", "</details>", ""]
+
+
+def render_markdown(report: Report, max_rows: int = 200, *, link_base: str | None = None,
+                    footer: bool = True) -> str:
+    """The dry-run output and the body of the bot's comment (without its marker).
+
+    `link_base` (`https://github.com/o/r/blob/<head sha>/`, else the
+    report's own, which the bot sets) turns every `file:line` into a link to
+    that line; the dry-run has one only with `--link-base`. `footer=False` leaves the one footer to the caller
+    (the bot's comment has its own).
+    """
     r = report
+    link_base = link_base or r.link_base
     out: list[str] = [f"## {ICON.get(r.verdict, '')} minbump: {r.verdict} — {r.summary}", ""]
     when = f"Judged as of **{r.as_of.isoformat()}**"
     if r.target_release:
         t = r.target_release
         when += f", the date of the release this change ships in ({t['name']}, `{t['tag']}`)"
         when += f": {t['evidence']}" if t.get("evidence") else ""  # how the target was found
-    out += [when + ".", f"Rule: {r.support_rule}.", ""]
+    origins = ", ".join(r.matrix_origins) or "policy/matrix.yaml"
+    data = f"Data: config {r.config_origin}; matrix {origins}" + (f" (as of {r.data_as_of})" if r.data_as_of else "")
+    out += [when + ".", f"Rule: {r.support_rule}.", data + ".", ""]
     if r.errors:
         out += ["### Could not read", ""]
-        out += [f"- `{e['file']}:{e['line']}` ({e.get('ref', 'head')}): {e['message']}" for e in r.errors]
+        out += [f"- {_where(e['file'], e['line'], link_base if e.get('ref', 'head') == 'head' else None)} "
+                f"({e.get('ref', 'head')}): {e['message']}" for e in r.errors]
         out.append("")
-    if r.changes:
-        out += ["### Minimums changed", "", "| constant | kind | scope | old | new | where |", "|---|---|---|---|---|---|"]
-        for c in r.changes:
-            out.append(f"| `{c['constant']}` | {c['kind']} | {_scope(c['scope'])} | {c['old'] or '—'} | "
-                       f"{c['new'] or '—'} | `{c['file']}:{c['line']}` |")
+    unreadable = [c for c in r.changes if c.get("unreadable")]
+    if unreadable:
+        out += ["### Cannot read the new value", "",
+                "minbump reads versions with `ast` and never runs code; these are judged as unknown, not as removed:", ""]
+        out += [f"- `{c['constant']}` = `{c.get('expression') or '?'}` at {_where(c['file'], c['line'], link_base)}"
+                for c in unreadable]
         out.append("")
-    supported = r.still_supported_drops
+    supported = [d for d in r.impacted if d["still_supported"]]
     if supported:
-        out += [f"### Still-supported platforms this drops ({len(supported)})", ""]
-        out += _impact_table(supported[:max_rows])
-        if len(supported) > max_rows:
-            out.append(f"\n…and {len(supported) - max_rows} more (see the JSON report).")
+        n = len(_rows(supported))
+        out += [f"### Still-supported platforms this drops ({n})", ""]
+        out += _platform_table(supported, max_rows)
         out.append("")
     elif r.impacted or r.effective:
         out += ["No still-supported platform is dropped.", ""]
     if r.deprecation:
         out += ["### One release of warning first?", ""]
         for d in r.deprecation:
-            mark = "✅" if d["warned"] else "❔" if d["warned"] is None else "❌"
+            mark = {True: "✅", False: "❌"}.get(d["warned"], "❔")
             scope = "" if _scope(d["scope"]) == "all" else f" ({_scope(d['scope'])})"
             out.append(f"- {mark} `{d['constant']}`{scope} {d['old'] or '—'} → {d['new']}: {d['evidence']}")
         out.append("")
-    gone = [d for d in r.impacted if not d["still_supported"]]
+    unknown = [d for d in r.unknown if d["still_supported"]]
+    if unknown:
+        out += _details(f"Unknown data: {len(_rows(unknown))} still-supported platform"
+                        f"{'s' if len(_rows(unknown)) != 1 else ''} whose version is not in the matrix",
+                        _platform_table(unknown, max_rows))
+    older = [d for d in r.impacted if not d["still_supported"] and d.get("superseded_by")]
+    if older:
+        out += _details(f"Older minor releases, superseded by a newer minor ({len(_rows(older))})",
+                        _platform_table(older, max_rows))
+    gone = [d for d in r.impacted if not d["still_supported"] and not d.get("superseded_by")]
     if gone:
-        out += ["<details><summary>Also dropped, already past end of support "
-                f"({len(gone)})</summary>", ""]
-        out += _impact_table(gone[:max_rows])
-        out += ["", "</details>", ""]
+        out += _details(f"Also dropped, already past end of support ({len(_rows(gone))})",
+                        _platform_table(gone, max_rows))
+    if r.changes:
+        body = ["| constant | kind | scope | old | new | where |", "|---|---|---|---|---|---|"]
+        for c in r.changes:
+            new = "unreadable" if c.get("unreadable") else ("removed" if c.get("removed") else (c["new"] or "—"))
+            body.append(f"| `{c['constant']}` | {c['kind']} | {_scope(c['scope'])} | {c['old'] or '—'} | "
+                        f"{new} | {_where(c['file'], c['line'], link_base)} |")
+        out += _details(f"Minimums changed ({len(r.changes)})", body)
     for n in r.next_drops:
         rel = n["release"]
         when = f"{rel['name']} ({rel['date']})" if rel else n["as_of"]
         still = [d for d in n["impacted"] if d["still_supported"]]
-        out += [f"### Announced: `{n['constant']}` = {n['value']}", "",
-                f"When it becomes the minimum, as of {when} it would drop "
-                f"{len(still)} still-supported platform{'s' if len(still) != 1 else ''}."]
+        count = len(_rows(still))
+        body = [f"When it becomes the minimum, as of {when} it would drop "
+                f"{count} still-supported platform{'s' if count != 1 else ''}."]
         if still:
-            out += [""] + _impact_table(still[:max_rows])
-        out.append("")
+            body += [""] + _platform_table(still, max_rows)
+        out += _details(f"Announced: <code>{n['constant']}</code> = {n['value']}", body)
     if r.obsolete_feature_minimums:
-        out += ["### Feature checks now always true", "",
-                "These feature minimums are at or below the new hard minimum; their version checks can go:", ""]
-        out += [f"- `{o['constant']}` = {o['value']} ≤ {o['hard_minimum']} (`{o['file']}:{o['line']}`)"
-                for o in r.obsolete_feature_minimums]
-        out.append("")
-    out += render_policy_changes(r.policy_changes, r.link_base)
+        body = ["These feature minimums are at or below the new hard minimum; their version checks can go:", ""]
+        body += [f"- `{o['constant']}` = {o['value']} ≤ {o['hard_minimum']} ({_where(o['file'], o['line'], link_base)})"
+                 for o in r.obsolete_feature_minimums]
+        out += _details(f"Feature checks now always true ({len(r.obsolete_feature_minimums)})", body)
+    out += render_policy_changes(r.policy_changes, link_base)
     if r.notes:
-        out += ["### Notes", ""] + [f"- {n}" for n in r.notes] + [""]
+        out += ["### Notes", ""] + [f"- {_note(n, link_base)}" for n in r.notes] + [""]
     low = [d for d in r.impacted if d.get("confidence") == "low"]
     if low:
         out += ["Versions marked `?` rest on low-confidence data; check them before relying on them.", ""]
-    origins = ", ".join(r.matrix_origins) or "policy/matrix.yaml"
-    out.append(f"<sub>minbump {__version__} · head `{r.head[:12]}` · base `{r.base[:12]}` · config: "
-               f"{r.config_origin} · matrix: {origins}" + (f" (data as of {r.data_as_of})" if r.data_as_of else "")
-               + "</sub>")
-    return "\n".join(out) + "\n"
+    if footer:
+        out.append(f"<sub>minbump {__version__} · head `{r.head[:12]}` · base `{r.base[:12]}`</sub>")
+    return "\n".join(out).rstrip("\n") + "\n"

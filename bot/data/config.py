@@ -13,12 +13,12 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
+from bot.data.limits import SETTINGS, limits
 from bot.data.yamlcache import cached_yaml
 from bot.errors import ConfigError
 from bot.data.paths import policy_file, policy_names, read_bytes
 from bot.core.matrix import DEFAULT_MAX_DATA_AGE_DAYS
-from bot.core.config import (CONFIG_PATH, DEFAULT_COMPONENTS, DEFAULT_HYPERVISORS, DEFAULT_STRICTNESS,
-                             KNOWN_KEYS, RULES, ERROR_RULES, Config)
+from bot.core.config import DEFAULT_COMPONENTS, DEFAULT_HYPERVISORS, DEFAULT_STRICTNESS, ERROR_RULES, RULES, Config
 
 def preset_names() -> list[str]:
     return policy_names("presets", ".yml")
@@ -30,21 +30,23 @@ def _validate(kind: str, name: str):
             data = {}
         if not isinstance(data, dict):
             raise ConfigError(f"{name}:1: the file must be a mapping of keys")
-        try:
-            from bot.data import schema  # jsonschema is slow to import: only on a cache miss
-        except ImportError:  # pragma: no cover - schema ships with minbump
-            schema = None
-        if schema is not None and hasattr(schema, "validate_data"):
-            errors = schema.validate_data(data, kind, text, name)
-            if errors:
-                e = errors[0]
-                more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-                raise ConfigError(f"{e.file}:{e.line}: {e.key_path or '(top)'}: {e.message}{more}")
-        else:
-            for key in data:
-                if key not in KNOWN_KEYS:
-                    raise ConfigError(f"{name}: unknown key {key!r}")
+        _check_watch_count(data.get("watch"), name)  # before the schema walks a huge list
+        from bot.data.schema import validate_data  # jsonschema is slow to import: only on a cache miss
+
+        errors = validate_data(data, kind, text, name)
+        if errors:
+            e = errors[0]
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            raise ConfigError(f"{e.file}:{e.line}: {e.key_path or '(top)'}: {e.message}{more}")
     return check
+
+
+def _check_watch_count(watch: Any, origin: str) -> None:
+    """Every watch glob is matched against every path: a huge list would spend the box."""
+    cap = limits().watch_patterns
+    if isinstance(watch, list) and len(watch) > cap:
+        raise ConfigError(f"{origin}: watch: not read: too large ({len(watch)} patterns; the limit is {cap}, "
+                          f"setting {SETTINGS['watch_patterns']})")
 
 
 def _load_preset(name: str) -> dict:
@@ -76,6 +78,7 @@ def from_dict(data: dict, origin: str) -> Config:
     watch = merged["watch"]
     if isinstance(watch, str):
         watch = [watch]
+    _check_watch_count(watch, origin)
     enc = merged.get("int_encoding") or {}
     cfg = Config(
         watch=[str(w) for w in watch],

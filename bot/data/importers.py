@@ -510,7 +510,7 @@ def read_matrix_yaml(path: str | Path) -> tuple[dict, str]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise MinbumpError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    raw = parse_yaml(text, str(path))
+    raw = parse_yaml(text, str(path), "matrix")  # the matrix size limit, not the config one
     if not isinstance(raw, dict) or not isinstance(raw.get("platforms"), list):
         raise MinbumpError(f"{path}: not a support matrix (no 'platforms' list)")
     return raw, leading_comments(text)

@@ -15,19 +15,54 @@ from bot.data.yamlcache import cached_yaml
 from bot.errors import MinbumpError
 
 
-def load_raw(path: str | Path) -> dict:
-    """Parse a matrix file through the content-hash cache (see bot.data.yamlcache)."""
-    def check(raw: Any, _text: str) -> None:
-        # A project's override file may only mark platforms out of scope.
-        if not isinstance(raw, dict) or not (isinstance(raw.get("platforms"), list)
-                                             or isinstance(raw.get("out_of_scope"), list)):
-            raise MinbumpError(f"{path}: not a support matrix (no 'platforms' or 'out_of_scope' list)")
+def _check(name: str):
+    def check(raw: Any, text: str) -> None:
+        """Refuse what the matrix schema refuses, at load, wherever the file comes from."""
+        if not isinstance(raw, dict):
+            raise MinbumpError(f"{name}: not a support matrix (no 'platforms' or 'out_of_scope' list)")
+        from bot.data.schema import validate_data  # jsonschema: only on a cache miss
 
+        errors = validate_data(raw, "matrix", text, name)
+        if errors:
+            more = f" (and {len(errors) - 1} more; run `minbump validate {name}`)" if len(errors) > 1 else ""
+            raise MinbumpError(f"{errors[0]}{more}")
+    return check
+
+
+def parse_raw(data: bytes, name: str) -> dict:
+    """Parse and schema-check a matrix file's bytes (through the content-hash cache, see bot.data.yamlcache)."""
+    return cached_yaml(data, name, "matrix-checked", _check(name))
+
+
+def load_raw(path: str | Path) -> dict:
+    """Parse and schema-check a matrix file (through the content-hash cache, see bot.data.yamlcache)."""
     try:
         data = read_bytes(str(path))
     except OSError as exc:
         raise MinbumpError(f"{path}: cannot read: {exc.strerror}") from None
-    return cached_yaml(data, str(path), "matrix", check)
+    return parse_raw(data, str(path))
+
+
+def check_scope_ids(matrix: Matrix, raw: dict, origin: str) -> None:
+    """An `out_of_scope` id that names no platform is a typo (`ubuntu-14.4`): say the closest id."""
+    import difflib
+
+    known = [p.id for p in matrix.platforms]
+    ids = set(known)
+    for item in raw.get("out_of_scope") or ():
+        pid = str(item.get("id") if isinstance(item, dict) else item)
+        if pid not in ids:
+            close = difflib.get_close_matches(pid, known, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise MinbumpError(f"{origin}: out_of_scope: {pid!r} is not a platform of the matrix{hint}")
+
+
+def apply_file(matrix: Matrix, data: bytes, name: str, origin: str) -> Matrix:
+    """`matrix` with a project's override file (its bytes) applied, checked first."""
+    raw = parse_raw(data, name)
+    out = apply_override(matrix, raw, origin)
+    check_scope_ids(out, raw, origin)
+    return out
 
 
 _DEFAULT: Matrix | None = None
@@ -53,6 +88,7 @@ def load_matrix(paths: Iterable[str | Path] | None = None) -> Matrix:
             raise MinbumpError(f"{path}: no such matrix file")
         raw = load_raw(path)
         matrix = from_raw(raw, str(path)) if matrix is None else apply_override(matrix, raw, str(path))
+        check_scope_ids(matrix, raw, path)
     assert matrix is not None
     return matrix
 
@@ -64,7 +100,9 @@ def with_overrides(files: Iterable[str | Path], base: Matrix | None = None) -> M
         path = str(path)
         if not os.path.isfile(path):
             raise MinbumpError(f"{path}: no such matrix file")
-        matrix = apply_override(matrix, load_raw(path), str(path))
+        raw = load_raw(path)
+        matrix = apply_override(matrix, raw, str(path))
+        check_scope_ids(matrix, raw, path)
     return matrix
 
 

@@ -71,7 +71,7 @@ def _load(data: bytes, path: str, kind: str, side: PolicySide) -> Any:
         side.errors.append({"file": path, "line": None, "subject": "file", "message": "not UTF-8 text"})
         return None
     try:
-        parsed = parse_yaml(text, path)
+        parsed = parse_yaml(text, path, kind)  # the size limit of its kind (matrix files may be larger)
     except MinbumpError as exc:
         line, msg = _split(str(exc), path)
         subject = "YAML"

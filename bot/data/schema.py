@@ -12,9 +12,10 @@ import difflib
 import json
 from dataclasses import dataclass
 from datetime import date, datetime
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from bot.errors import MinbumpError
 from bot.data.paths import policy_dir
@@ -38,7 +39,7 @@ class Error:
 
 # ------------------------------------------------------------ schemas ---
 
-@lru_cache(maxsize=None)
+@cache
 def load_schema(kind: str) -> dict:
     if kind not in KINDS:
         raise MinbumpError(f"unknown file kind {kind!r} (one of {', '.join(KINDS)})")
@@ -49,7 +50,7 @@ def load_schema(kind: str) -> dict:
         raise MinbumpError(f"{path}: cannot load schema: {exc}") from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _validator(kind: str) -> Any:
     from jsonschema import Draft202012Validator
 
@@ -82,14 +83,16 @@ def _key_text(key: Any) -> str:
 # ---------------------------------------------------------- line marks ---
 
 def _compose(text: str | None) -> Any:
+    """The node tree for line numbers; None when there is none (or the file's aliases were refused)."""
     if not text:
         return None
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    from bot.data.yamlcache import compose_yaml
+
     try:
-        return yaml.compose(text, Loader=loader)
-    except yaml.YAMLError:
+        return compose_yaml(text, "<yaml>")
+    except (yaml.YAMLError, MinbumpError):
         return None
 
 
@@ -166,10 +169,10 @@ def _describe(err: Any) -> tuple[list[Any], str]:
     if v == "const":
         return [], f"{_short(inst)} must be {err.validator_value!r}"
     if v == "type":
-        want = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
+        wanted = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
         got = _TYPE_NAMES.get(type(inst), type(inst).__name__)
-        hint = f" ({sch['description']})" if sch.get("description") else ""
-        return [], f"expected {' or '.join(want)}, got {got}" + ("" if inst is None else f" {_short(inst)}") + hint
+        about = f" ({sch['description']})" if sch.get("description") else ""
+        return [], f"expected {' or '.join(wanted)}, got {got}" + ("" if inst is None else f" {_short(inst)}") + about
     if v == "pattern":
         return [], f"{_short(inst)} is not {sch.get('description') or 'in the form ' + err.validator_value}"
     if v in ("minItems", "minLength"):
@@ -251,8 +254,12 @@ def validate_file(path: str | Path, kind: str | None = None) -> list[Error]:
     """Validate one file; raises MinbumpError only when it cannot be read at all."""
     from bot.data.yamlcache import parse_yaml
 
+    from bot.data.yamlcache import check_size
+
     p = Path(path)
+    size_kind = kind or ("matrix" if "matrix" in p.name.lower() else "config")
     try:
+        check_size(p.stat().st_size, str(p), size_kind)
         raw = p.read_bytes()
     except OSError as exc:
         raise MinbumpError(f"{p}: cannot read: {exc.strerror or exc}") from None
@@ -261,20 +268,22 @@ def validate_file(path: str | Path, kind: str | None = None) -> list[Error]:
     except UnicodeDecodeError:
         return [Error(str(p), None, "", "not UTF-8 text")]
     try:
-        data = parse_yaml(text, str(p))
+        data = parse_yaml(text, str(p), size_kind)
     except MinbumpError as exc:
         bad = _bad_scalar(text)  # the YAML parser's date constructor: 2026-13-01
         if bad is not None:
-            line, path, value = bad
+            bad_line, keys, value = bad
             why = str(exc).split("not valid YAML: ", 1)[-1]
-            return [Error(str(p), line, _key_path(path), f"{value!r} is not a real date ({why})")]
+            return [Error(str(p), bad_line, _key_path(keys), f"{value!r} is not a real date ({why})")]
         msg = str(exc)
-        line = None
+        line: int | None = None
         head = f"{p}:"
         if msg.startswith(head):
             num, _, rest = msg[len(head):].partition(":")
             if num.isdigit():
                 line, msg = int(num), rest.strip()
+            else:
+                msg = msg[len(head):].strip()
         return [Error(str(p), line, "", msg)]
     kind = kind or infer_kind(p, data)
     if kind is None:

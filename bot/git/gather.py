@@ -16,13 +16,13 @@ from bot.core import calendar as calendars
 from bot.data import calendar as shipped_calendars
 from bot.data import config as configs
 from bot.core.analysis import Inputs, analyze
-from bot.data.yamlcache import cached_yaml
+from bot.data.yamlcache import byte_limit, cached_yaml, check_size
 from bot.core.config import CONFIG_PATH, Config
 from bot.errors import ConfigError, MinbumpError
-from bot.core.extract import MAX_SOURCE
+from bot.data.limits import limits
 from bot.git.read import GitRepo, glob_match
-from bot.core.matrix import Matrix, apply_override
-from bot.data.matrix import default_matrix, with_overrides
+from bot.core.matrix import Matrix
+from bot.data.matrix import apply_file, default_matrix, with_overrides
 from bot.data.policy_files import read_policy
 from bot.core.report import Report
 
@@ -31,13 +31,22 @@ class NotConfigured(MinbumpError):
     """The repository has no config at base and none was given: nothing to check."""
 
 
+def _read_yaml(g: GitRepo, sha: str, path: str, kind: str, name: str | None = None) -> bytes | None:
+    """A policy file at `sha`, refused unread when it is over its kind's size limit (`name` in the error)."""
+    obj = g.object(f"{sha}:{path}", byte_limit(kind))
+    if obj is None or obj[1] != "blob":
+        return None
+    check_size(getattr(obj[2], "size", len(obj[2])), name or path, kind)
+    return obj[2]
+
+
 def load_config(g: GitRepo, base_sha: str, base_ref: str, config_path: str | None,
                 preset: str | None) -> Config:
     if config_path:
         return configs.from_file(config_path)
     if preset:
         return configs.from_preset(preset)
-    data = g.read(base_sha, CONFIG_PATH)
+    data = _read_yaml(g, base_sha, CONFIG_PATH, "config", f"{CONFIG_PATH}@{base_sha[:12]}")
     if data is None:
         raise NotConfigured(f"no {CONFIG_PATH} at base {base_ref} ({base_sha[:12]}); "
                             "pass --config FILE or --preset NAME")
@@ -48,13 +57,10 @@ def load_matrix(g: GitRepo, base_sha: str, cfg: Config, extra: list[str] | None 
     """The shipped matrix plus the repository's own files, read from the base branch."""
     matrix = default_matrix()
     for rel in cfg.matrix:
-        data = g.read(base_sha, rel)
+        data = _read_yaml(g, base_sha, rel, "matrix", f"{rel}@base")
         if data is None:
             raise ConfigError(f"{cfg.origin}: matrix: {rel} does not exist at base {base_sha[:12]}")
-        raw = cached_yaml(data, f"{rel}@base", "matrix-override")
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{rel}: a matrix override must be a mapping with 'platforms' or 'out_of_scope'")
-        matrix = apply_override(matrix, raw, f"{rel}@{base_sha[:12]}")
+        matrix = apply_file(matrix, data, f"{rel}@base", f"{rel}@{base_sha[:12]}")
     return with_overrides(extra or (), matrix)
 
 
@@ -63,7 +69,7 @@ def load_calendar(g: GitRepo, base_sha: str, cfg: Config) -> calendars.Calendar 
     if isinstance(cal, str):
         return shipped_calendars.shipped(cal)
     if isinstance(cal, dict) and cal.get("path"):
-        data = g.read(base_sha, cal["path"])
+        data = _read_yaml(g, base_sha, cal["path"], "calendar")
         if data is None:
             raise ConfigError(f"{cfg.origin}: calendar.path: {cal['path']} does not exist at base")
         return calendars.from_data(cached_yaml(data, cal["path"], "calendar") or {}, cal["path"])
@@ -161,18 +167,19 @@ def run_refs(repo_path: str | Path, base: str, head: str, *, config_path: str | 
                                                      for p in patterns) for c in relevant):
             return analyze(inputs)  # no watched source changed: a neutral report, nothing read
         blobs: dict[str, bytes] = {}
+        max_source = limits().source_bytes  # a larger file is reported "not read: too large"
 
         def read_all(sha: str, extra_paths: list[str] = ()) -> dict[str, bytes]:
             out = {}
             for e in g.files(sha, patterns):
                 if e.sha not in blobs:
-                    blobs[e.sha] = g.blob(e.sha, e.path, limit=MAX_SOURCE)
+                    blobs[e.sha] = g.blob(e.sha, e.path, limit=max_source)
                 out[e.path] = blobs[e.sha]
             for path in extra_paths:
                 if path not in out:
-                    data = g.read(sha, path)
-                    if data is not None:
-                        out[path] = data
+                    obj = g.object(f"{sha}:{path}", max_source)
+                    if obj is not None and obj[1] == "blob":
+                        out[path] = obj[2]
             return out
 
         # A watched file renamed out of the watched globs is still followed.

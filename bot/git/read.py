@@ -24,13 +24,15 @@ _FULL_SHA = re.compile(r"\A(?:[0-9a-f]{40}|[0-9a-f]{64})\Z")
 
 
 class Oversized(bytes):
-    """Stands in for a blob too large to read; `size` says how large it was."""
+    """Stands in for a blob too large to read; `size` says how large it was, `limit` what was allowed."""
 
     size: int
+    limit: int
 
-    def __new__(cls, size: int) -> "Oversized":
+    def __new__(cls, size: int, limit: int) -> "Oversized":
         obj = super().__new__(cls, b"")
         obj.size = size
+        obj.limit = limit
         return obj
 
 
@@ -142,7 +144,7 @@ class GitRepo:
             while left:
                 left -= len(proc.stdout.read(min(left, 1 << 20)))
             proc.stdout.read(1)
-            return sha, kind, Oversized(size)
+            return sha, kind, Oversized(size, limit)
         data = proc.stdout.read(size)
         proc.stdout.read(1)  # trailing newline
         return sha, kind, data
@@ -379,29 +381,96 @@ def _may_descend(pattern: str, folder: str) -> bool:
     return fnmatch.fnmatchcase(folder, prefix)
 
 
-_GLOB_CACHE: dict[str, re.Pattern] = {}
+# Glob tokens: a literal character, `?`, `*` (within a folder), `**` (anything), `**/` (any folders).
+_LIT, _ONE, _STAR, _ANY, _DIRS = range(5)
+
+
+class _Glob(Record):
+    """A glob's literal head and tail, and its wildcard middle as bit masks (bit i: before token i)."""
+
+    head: str
+    tail: str
+    size: int               # tokens in the middle; bit `size` set = the whole middle matched
+    lit: dict[str, int]     # char -> tokens that are that literal
+    one: int                # `?`
+    star: int               # `*`
+    any: int                # `**`
+    dirs: int               # `**/`
+    skip: int               # tokens that may match nothing: `*`, `**`, `**/`
+
+
+_GLOB_CACHE: dict[str, _Glob | str] = {}
+
+
+def _compile_glob(pattern: str) -> _Glob | str:
+    kinds: list[int] = []
+    chars: list[str] = []
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            kind, i = _DIRS, i + 3
+        elif pattern.startswith("**", i):
+            kind, i = _ANY, i + 2
+        elif pattern[i] == "*":
+            kind, i = _STAR, i + 1
+        elif pattern[i] == "?":
+            kind, i = _ONE, i + 1
+        else:
+            kind, i = _LIT, i + 1
+        kinds.append(kind)
+        chars.append(pattern[i - 1] if kind == _LIT else "")
+    wild = [j for j, k in enumerate(kinds) if k != _LIT]
+    if not wild:
+        return pattern  # no wildcard: plain equality
+    first, last = wild[0], wild[-1] + 1
+    masks = {k: 0 for k in (_ONE, _STAR, _ANY, _DIRS)}
+    lit: dict[str, int] = {}
+    for j, (k, ch) in enumerate(zip(kinds[first:last], chars[first:last])):
+        if k == _LIT:
+            lit[ch] = lit.get(ch, 0) | 1 << j
+        else:
+            masks[k] |= 1 << j
+    return _Glob("".join(chars[:first]), "".join(chars[last:]), last - first, lit, masks[_ONE], masks[_STAR],
+                 masks[_ANY], masks[_DIRS], masks[_STAR] | masks[_ANY] | masks[_DIRS])
 
 
 def glob_match(pattern: str, path: str) -> bool:
-    """Path glob: `*` and `?` do not cross `/`, `**/` matches any number of folders."""
-    rx = _GLOB_CACHE.get(pattern)
-    if rx is None:
-        i, out = 0, ""
-        while i < len(pattern):
-            if pattern.startswith("**/", i):
-                out += "(?:.*/)?"
-                i += 3
-            elif pattern.startswith("**", i):
-                out += ".*"
-                i += 2
-            elif pattern[i] == "*":
-                out += "[^/]*"
-                i += 1
-            elif pattern[i] == "?":
-                out += "[^/]"
-                i += 1
-            else:
-                out += re.escape(pattern[i])
-                i += 1
-        rx = _GLOB_CACHE[pattern] = re.compile(out + r"\Z")
-    return bool(rx.match(path))
+    """Path glob: `*` and `?` do not cross `/`, `**/` matches any number of folders; `[` is literal.
+
+    Runs as a bit-parallel automaton (one bit per token, a few integer operations
+    per character of the path), so the cost is linear in the path whatever the
+    pattern; the former backtracking regex took 17 s on `*a*a*a*a*a*a*a*a*a*a*b`.
+    """
+    g = _GLOB_CACHE.get(pattern)
+    if g is None:
+        if len(_GLOB_CACHE) > 4096:
+            _GLOB_CACHE.clear()
+        g = _GLOB_CACHE[pattern] = _compile_glob(pattern)
+    if isinstance(g, str):
+        return path == g
+    if len(path) < len(g.head) + len(g.tail) or not path.startswith(g.head) or not path.endswith(g.tail):
+        return False
+    text = path[len(g.head):len(path) - len(g.tail)]
+    if g.size == 1 and g.star:  # the common `folder/*.py`
+        return "/" not in text
+    lit, one, star, any_, dirs, skip = g.lit, g.one, g.star, g.any, g.dirs, g.skip
+
+    def closure(x: int) -> int:
+        # A set bit inside a run of skippable tokens also sets every later bit of the run and
+        # the one after it: the carry of an addition does exactly that.
+        return x | (((x & skip) + skip) ^ skip)
+
+    state = closure(1)
+    inside = 0  # `**/` tokens that have read something and must end on a slash
+    for c in text:
+        hit = lit.get(c, 0)
+        if c == "/":
+            inside |= state & dirs
+            nxt = (state & hit) << 1 | (state & any_) | inside << 1
+        else:
+            inside |= state & dirs
+            nxt = (state & (hit | one)) << 1 | (state & (star | any_))
+        state = closure(nxt)
+        if not state and not inside:
+            return False
+    return bool(state >> g.size & 1)

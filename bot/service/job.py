@@ -323,7 +323,7 @@ class JobRunner:
                 anns: list[dict[str, Any]] = []
                 if report is not None:
                     report.link_base = f"{pub.repo.html_url}/blob/{spec.head_sha}/"  # links to the head's lines
-                    md, verdict = render_markdown(report), report.verdict
+                    md, verdict = render_markdown(report, footer=False), report.verdict  # the comment has its own footer
                     title = text.report_title(verdict, report.summary)
                     body_for = (lambda prev: text.comment_body(md, verdict, spec.head_sha, report.watched_changed,
                                                                text.previous_verdict(prev)))

@@ -30,8 +30,6 @@ if TYPE_CHECKING:
 
     from bot.service.queue import Backend, Handler
 
-POLL_SECONDS = 0.5  # the embedded worker's queue poll when no submit wakes it
-
 
 class WakeableStop(threading.Event):
     """The worker's stop event whose ``wait`` also returns when :meth:`wake` is called.
@@ -87,36 +85,28 @@ def wake_on_submit(backend: "Backend", stop: WakeableStop) -> "Backend":
 
 def build_app(env: Mapping[str, Any] | None = None, worker: bool = True, threads: int = 1,
               poll: float | None = None) -> "Flask":
-    """The web app, with ``threads`` embedded worker threads woken on submit (SQLite mode).
+    """The web app, with ``threads`` embedded worker threads (woken on submit in SQLite mode).
 
     ``poll`` (default ``MINBUMP_WORKER_POLL`` or 0.5 s) is the fallback poll.
     """
-    from bot.service.wsgi import create_app
+    from bot.service.queue import get_backend
+    from bot.service.settings import Settings
+    from bot.service.wsgi import create_app, started
 
-    config: dict[str, Any] = dict(env or {})
-    merged = {**os.environ, **config}
-    config["worker_threads"] = threads
-    if not worker or merged.get("REDIS_URL") or config.get("job_handler") is not None:
-        config["embedded_worker"] = worker
-        return create_app(config)  # as before: create_app starts (or does not start) the workers
-    # The app checks the settings and opens the backend but starts no worker: they are started here.
-    app = create_app({**config, "embedded_worker": False})
-    try:
-        from bot.service.job import build_runner
+    settings = started(lambda: Settings.from_env({**os.environ, **(env or {})}))
+    if not worker:
+        return create_app(settings)
+    from bot.service.job import build_runner
 
-        handler = build_runner(merged).handler()
-    except Exception as exc:  # MinbumpError and the like: one line and exit 2, as create_app does
-        from bot.service.logs import error_text
-
-        print(f"minbump: {exc if isinstance(exc, MinbumpError) else error_text(exc)}", file=sys.stderr,
-              flush=True)
-        raise SystemExit(2) from None
-    backend = app.extensions["minbump.backend"]
+    handler = started(lambda: build_runner(settings.env).handler())
+    backend = started(lambda: get_backend(settings.env))
+    app = create_app(settings, backend=backend, handler=handler)
     stop = WakeableStop()
-    wake_on_submit(backend, stop)
-    wait = float(merged.get("MINBUMP_WORKER_POLL") or POLL_SECONDS) if poll is None else poll
+    if not settings.redis_url:  # Redis workers block on Redis, not on a poll
+        wake_on_submit(backend, stop)
     app.extensions["minbump.worker_stop"] = stop
-    app.extensions["minbump.workers"] = start_workers(backend, handler, stop, threads, wait)
+    app.extensions["minbump.workers"] = start_workers(backend, handler, stop, threads,
+                                                      settings.worker_poll if poll is None else poll)
     return app
 
 
@@ -150,11 +140,11 @@ def _stop_on_signals(stop: threading.Event, extra: Any = None) -> None:
 def serve(host: str, port: int, env: Mapping[str, str] | None = None, worker: bool = True,
           threads: int = 1) -> None:
     """Run the webhook app (threaded WSGI server) with ``threads`` embedded worker threads."""
-    from werkzeug.serving import make_server
+    from bot.service.serving import make_server
 
     setup()
     app = build_app(env, worker=worker, threads=threads)
-    server = make_server(host, port, app, threaded=True)
+    server = make_server(host, port, app, app.extensions["minbump.settings"].read_timeout)
     stop = app.extensions.get("minbump.worker_stop") or threading.Event()
     _stop_on_signals(stop, server.shutdown)
     log("serve.listening", host=host, port=server.server_port, embedded_worker=worker)

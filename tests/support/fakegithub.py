@@ -774,13 +774,14 @@ class Harness:
                  backend: Any = None) -> None:
         from bot.service.job import JobRunner, JobSettings
         from bot.service.queue import get_backend
+        from bot.service.settings import Settings
         from bot.service.wsgi import create_app
 
         self.gh = gh
         self.env = env or fast_env(gh, data_dir)
         self.backend = backend or get_backend(self.env)
         self.runner = JobRunner(JobSettings.from_env(self.env))
-        self.app = create_app({**self.env, "backend": self.backend})
+        self.app = create_app(Settings.from_env(self.env), backend=self.backend)
         self.client = self.app.test_client()
 
     def deliver(self, name: str, repo: str, pr: int, head_sha: str, base_ref: str = "main",
