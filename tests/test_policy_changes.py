@@ -395,6 +395,15 @@ def test_support_rule_narrowed_lists_the_platforms_leaving(nova):
     assert "ubuntu-24.04" not in leaving and r.verdict == "warn"
 
 
+def test_support_rule_widened_is_shown_but_not_loosened(nova):
+    """standard -> extended protects more platforms (ESM/ELS/LTSS count): a note for the reviewer, not a loosening."""
+    r = _pr(nova, {CFG: BASE_CFG + "support: extended\n"})
+    assert _kinds(r, "loosened") == []
+    assert [(e["subject"], e["before"], e["after"], e["severity"]) for e in _kinds(r, "changed")] == \
+        [("support", "standard", "extended", "note")]
+    assert r.verdict == "neutral"
+
+
 def test_invalid_head_calendar_file_fails_with_its_line(nova):
     from bot.data.paths import policy_file
 

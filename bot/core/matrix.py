@@ -52,7 +52,7 @@ def _day(value: Any) -> date | None:
         return None
 
 
-def _ver(value: Any) -> Version | None:
+def version_or_none(value: Any) -> Version | None:
     if value is None:
         return None
     try:
@@ -76,9 +76,9 @@ class Cell(Record):
 
 def _cell(raw: Any, default_conf: str = "low") -> Cell:
     if isinstance(raw, dict):
-        return Cell(_ver(raw.get("version")), raw.get("confidence", default_conf),
-                    raw.get("package"), _ver(raw.get("ga")))
-    return Cell(_ver(raw), default_conf)
+        return Cell(version_or_none(raw.get("version")), raw.get("confidence", default_conf),
+                    raw.get("package"), version_or_none(raw.get("ga")))
+    return Cell(version_or_none(raw), default_conf)
 
 
 class Addon(Record):
@@ -94,7 +94,7 @@ class Addon(Record):
 
 
 def _addon(raw: dict) -> Addon:
-    ships = {c: v for c, v in ((c, _ver(x)) for c, x in (raw.get("ships") or {}).items()) if v}
+    ships = {c: v for c, v in ((c, version_or_none(x)) for c, x in (raw.get("ships") or {}).items()) if v}
     return Addon(raw["name"], raw.get("kind", "other"), ships, raw.get("confidence", "low"),
                  raw.get("enable"), raw.get("derived_from"), raw.get("notes"))
 
@@ -124,7 +124,7 @@ class Minor(Record):
     extended: SupportPhase | None = None
 
 
-class Snapshot(Record):
+class Observation(Record):
     """A dated observation of a rolling release (CentOS Stream)."""
 
     as_of: date | None
@@ -146,7 +146,7 @@ class Platform(Record):
     other_arches: tuple[str, ...]
     ships: dict[str, Cell]
     minors: tuple[Minor, ...] = ()
-    snapshots: tuple[Snapshot, ...] = ()
+    snapshots: tuple[Observation, ...] = ()
     addons: tuple[Addon, ...] = ()
     full_support_end: date | None = None
     confidence: dict[str, str] = dict
@@ -214,7 +214,7 @@ class Platform(Record):
     def shipped(self, component: str, day: date | None = None) -> Cell:
         """What an up-to-date install ships on `day`: for rolling releases the newest snapshot by then."""
         if self.snapshots and day is not None:
-            best: Snapshot | None = None
+            best: Observation | None = None
             for snap in self.snapshots:
                 if component in snap.ships and snap.as_of is not None and snap.as_of <= day:
                     if best is None or snap.as_of > (best.as_of or date.min):
@@ -243,8 +243,8 @@ def _platform(raw: dict, origin: str) -> Platform:
         for m in raw.get("minors") or ()
     )
     snaps = tuple(
-        Snapshot(_day(s.get("as_of")),
-                 {c: v for c, v in ((c, _ver(x)) for c, x in (s.get("ships") or {}).items()) if v},
+        Observation(_day(s.get("as_of")),
+                 {c: v for c, v in ((c, version_or_none(x)) for c, x in (s.get("ships") or {}).items()) if v},
                  s.get("source", ""), s.get("confidence", "medium"))
         for s in raw.get("snapshots") or ()
     )

@@ -33,6 +33,7 @@ KIND_TITLES = {
     "leaves-support": "Platforms leaving support",
     "contradicts-data": "Project matrix values that contradict the shipped data",
     "support-table": "Support table",
+    "changed": "Other policy changes",
 }
 
 
@@ -98,6 +99,11 @@ def _loosened(pf: PolicyFiles, head_snap: Snapshot | None, matrix: Matrix, as_of
             if p.supported_on(as_of, "extended") and not p.supported_on(as_of, "standard"):
                 out.append(_leaving(p, f, _line(pf.head, f, "support"), "extended support",
                                     "standard support only", "note", as_of, "extended"))
+    elif b.support != h.support:
+        # standard -> extended protects more platforms (ESM/ELS/LTSS count): stricter, but a reviewer sees it.
+        out.append(_entry(f, _line(pf.head, f, "support", "preset"), "changed", "support", b.support, h.support,
+                          "note", "paid extended support (ESM, ELS, LTSS) now counts as supported: more platforms "
+                          "are protected"))
     names = set(b.constants) | set(h.constants)
     if head_snap is not None:
         for scan in head_snap.files.values():
@@ -171,7 +177,7 @@ def _leaving_scope(pf: PolicyFiles, matrix: Matrix, as_of: date, rule: str, leve
 
 # ------------------------------------------------- contradicting the data ---
 
-def _ver(value) -> Version | None:
+def version_or_none(value) -> Version | None:
     if isinstance(value, dict):
         value = value.get("version")
     try:
@@ -210,7 +216,7 @@ def _contradictions(pf: PolicyFiles, level: str, as_of: date) -> list[dict]:
                                   f"{p.eol.isoformat()}" + (": an earlier end hides drops" if hides else ""),
                                   source="; ".join(p.sources) or p.origin))
             for comp, claimed in sorted((item.get("ships") or {}).items()):
-                cv, cell = _ver(claimed), p.ships.get(comp)
+                cv, cell = version_or_none(claimed), p.ships.get(comp)
                 if cv is None or cell is None or cell.version is None or cv in (cell.version, cell.ga):
                     continue
                 higher = cv > cell.version
@@ -273,7 +279,7 @@ def _release_table(path: str, table: tbl.Table, head_snap: Snapshot | None, targ
         if c is None or c.value is None:
             continue
         said = tbl.clean(row.cells[i]) if i < len(row.cells) else ""
-        sv = _ver(said) if said else None
+        sv = version_or_none(said) if said else None
         if sv is not None and sv == c.value:
             continue
         out.append(_entry(path, row.line, "support-table", f"{const} for {target['name']}", said or None,
@@ -351,7 +357,7 @@ def _distribution_table(path: str, table: tbl.Table, matrix: Matrix) -> list[dic
         label = f"{p.label}" + (f" {minor}" if minor and minor != p.release else "")
         for i, comp in sorted(comps.items()):
             said = tbl.clean(row.cells[i]) if i < len(row.cells) else ""
-            sv = _ver(said)
+            sv = version_or_none(said)
             known = _data_versions(matrix, p, minor, comp)
             if sv is None or not known or sv in known:
                 continue

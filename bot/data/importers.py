@@ -23,7 +23,7 @@ from typing import Any
 
 from bot.errors import MinbumpError
 from bot.core.data_audit import KnownRelease
-from bot.core.matrix import _ver
+from bot.core.matrix import version_or_none
 from bot.core.version import Version
 
 # endoflife.date product -> (matrix distro, platform id prefix)
@@ -390,7 +390,7 @@ def import_repology(matrix: dict, payload: Any, component: str, today: date) -> 
         if "base" in seen[pid]:
             v, orig = seen[pid]["base"]
             cell = plat.setdefault("ships", {}).setdefault(component, {"version": None, "confidence": "low"})
-            old = _ver(cell.get("version"))
+            old = version_or_none(cell.get("version"))
             key = f"ships.{component}"
             if old is None:
                 cell.update(version=str(v), confidence="high" if orig else "medium")
@@ -421,7 +421,7 @@ def import_repology(matrix: dict, payload: Any, component: str, today: date) -> 
                 rec.note(plat, key, None, v, "added")
                 continue
             addon = addons[0]
-            old = _ver((addon.get("ships") or {}).get(component))
+            old = version_or_none((addon.get("ships") or {}).get(component))
             if old is None or v > old:
                 addon.setdefault("ships", {})[component] = str(v)
                 if old is None:

@@ -76,9 +76,9 @@ def _load(data: bytes, path: str, kind: str, side: PolicySide) -> Any:
         line, msg = _split(str(exc), path)
         subject = "YAML"
         if line is None:  # an impossible date, 2026-13-01: the schema module finds its line
-            from bot.data.schema import _bad_scalar
+            from bot.data.schema import bad_scalar
 
-            bad = _bad_scalar(text)
+            bad = bad_scalar(text)
             if bad is not None:
                 line, keys, value = bad
                 subject = ".".join(str(k) for k in keys) or subject

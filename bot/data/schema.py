@@ -270,7 +270,7 @@ def validate_file(path: str | Path, kind: str | None = None) -> list[Error]:
     try:
         data = parse_yaml(text, str(p), size_kind)
     except MinbumpError as exc:
-        bad = _bad_scalar(text)  # the YAML parser's date constructor: 2026-13-01
+        bad = bad_scalar(text)  # the YAML parser's date constructor: 2026-13-01
         if bad is not None:
             bad_line, keys, value = bad
             why = str(exc).split("not valid YAML: ", 1)[-1]
@@ -294,7 +294,7 @@ def validate_file(path: str | Path, kind: str | None = None) -> list[Error]:
     return validate_data(data, kind, text, str(p))
 
 
-def _bad_scalar(text: str) -> tuple[int, list[Any], str] | None:
+def bad_scalar(text: str) -> tuple[int, list[Any], str] | None:
     """Find the first scalar YAML cannot construct (an impossible date), with its line and key path."""
     import yaml
 
