@@ -263,13 +263,15 @@ def test_a_burst_of_writes_is_spaced_after_the_first_two(fake_github, hosted):
     waited: list[float] = []  # what the pacer made each write wait (wall time would add load's delays)
     pace = s.pacer.wait
     s.pacer.wait = lambda: waited.append(pace()) or waited[-1]  # type: ignore[method-assign]
+    t0 = time.monotonic()
     for i in range(5):
         pub.publish_status(hosted, "pass", f"minbump: pass {i}", "", [], PublishState())
     fake_github.on_request = None
     assert len(sent) == 5 and len(fake_github.commit_statuses(REPO, hosted)) == 5
     assert waited[:2] == [0.0, 0.0]  # the burst: no wait for the first two
-    gaps = [b - a for a, b in zip(sent[1:], sent[2:])]
-    assert all(g >= 0.28 for g in gaps), gaps  # then one write per interval
+    # then one write per interval: the k-th write never goes before its slot (a late one may make the
+    # next gap shorter, as slots are fixed, so only these lower bounds hold on a busy machine)
+    assert all(sent[k] - t0 >= (k - 1) * 0.3 for k in range(2, 5)), [round(x - t0, 3) for x in sent]
     # the same session's next job after a quiet spell starts with its burst again
     time.sleep(0.7)
     pub.publish_status(hosted, "pass", "minbump: pass later", "", [], PublishState())
