@@ -250,6 +250,11 @@ def _classify_failure(job: Job, exc_type: type | None, exc_value: BaseException 
     return True
 
 
+class _IdleStop(SystemExit):
+    """Raised by the signal handler of an idle worker: RQ's loop and redis-py re-raise SystemExit
+    (a plain exception raised there can be swallowed and retried); ``run_worker`` ends on it."""
+
+
 class MinbumpWorker(SimpleWorker):
     """RQ's in-process worker with a short, renewed lease and a stop event.
 
@@ -260,6 +265,8 @@ class MinbumpWorker(SimpleWorker):
     def __init__(self, *args: Any, backend: "RedisBackend", stop: threading.Event, **kwargs: Any) -> None:
         self.minbump_backend = backend
         self.minbump_stop = stop
+        self._current: Job | None = None
+        self._current_guard = threading.Lock()
         super().__init__(*args, **kwargs)
         if threading.current_thread() is not threading.main_thread():
             # SIGALRM-based job timeouts only work in the main thread.
@@ -281,6 +288,10 @@ class MinbumpWorker(SimpleWorker):
                 raise SystemExit(1)
             slog("worker.stopping", signal=signal.Signals(signum).name)
             stop.set()
+            with self._current_guard:
+                idle = self._current is None
+            if idle:  # no job in hand (maybe RQ is waiting out a Redis outage): leave its loop now
+                raise _IdleStop()
 
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
@@ -312,8 +323,6 @@ class MinbumpWorker(SimpleWorker):
         """One renewer thread per worker (not per job: thread start-up showed in the per-job cost)."""
         if getattr(self, "_renewer", None) is not None:
             return
-        self._current: Job | None = None
-        self._current_guard = threading.Lock()
         self._renew_stop = threading.Event()
         interval = max(0.2, self.minbump_backend.settings.lease_seconds / 3)
 
@@ -471,8 +480,11 @@ class RedisBackend(Backend):
                     # a signal or the embedding app, is seen within that and after the job in
                     # hand), with ``burst`` when the queue is empty, or after a failure it could
                     # not handle (Redis went away mid-job).
-                    worker.work(burst=burst, max_idle_time=None if burst else idle,
-                                logging_level="WARNING")  # our job.* lines are the log; RQ says each idle restart
+                    try:
+                        worker.work(burst=burst, max_idle_time=None if burst else idle,
+                                    logging_level="WARNING")  # our job.* lines are the log
+                    except _IdleStop:
+                        break
                     if stop.is_set():
                         break
                     worker.connection.ping()  # an outage shows here, and takes the backoff below
