@@ -95,7 +95,7 @@ def test_branch_names(name, ok):
 
 def test_hostile_repo_names_and_pr_numbers(tmp_path, fake_github, hosted):
     cache = GitCache(tmp_path / "cache")
-    for repo in ("../../etc", "a/b/c", "-o/x"):
+    for repo in ("../../etc", "a/b/c", "-o/x", "octo/nova\n"):  # a trailing newline is another name
         with pytest.raises(MinbumpError):
             cache.path_for(repo)
     with pytest.raises(MinbumpError):

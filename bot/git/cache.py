@@ -44,7 +44,7 @@ import git  # GitPython: creates the bare repositories
 from bot.errors import MinbumpError
 from bot.service.logs import scrub
 
-_REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.][A-Za-z0-9_.-]*$")
+_REPO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.][A-Za-z0-9_.-]*")
 
 
 class GitFetchError(Exception):
@@ -106,7 +106,7 @@ class GitCache:
         self.tag_interval = tag_interval
 
     def path_for(self, repo: str) -> Path:
-        if not _REPO_NAME.match(repo) or ".." in repo:
+        if not _REPO_NAME.fullmatch(repo) or ".." in repo:
             raise MinbumpError(f"not a repository name: {repo!r}")
         owner, name = repo.split("/")
         return self.root / owner.lower() / f"{name.lower()}.git"

@@ -87,7 +87,7 @@ class GitHubSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "GitHubSettings":
         api = (env.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/")
-        if not re.match(r"^https?://[^/\s]+(/\S*)?$", api):
+        if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", api):
             raise ConfigurationError(f"GITHUB_API_URL is not an http(s) URL: {api!r}")
         token = env.get("GITHUB_TOKEN") or None
         app_id = env.get("APP_ID") or None
