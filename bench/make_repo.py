@@ -345,7 +345,7 @@ METHOD_TEMPLATES = [
 
 def iso(day: str, hour: int = 12) -> int:
     """Epoch seconds of a UTC date (YYYY-MM-DD) at ``hour``."""
-    d = dt.datetime.fromisoformat(day).replace(tzinfo=dt.timezone.utc)
+    d = dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC)
     return int(d.timestamp()) + hour * 3600 if len(day) == 10 else int(d.timestamp())
 
 

@@ -117,8 +117,8 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def measure(url: str, workers: int, jobs: int, scenario: "Scenario", tag: str,
-            web: "WebServer | None") -> dict[str, Any]:
+def measure(url: str, workers: int, jobs: int, scenario: Scenario, tag: str,
+            web: WebServer | None) -> dict[str, Any]:
     """Start ``workers`` worker processes on queue ``tag``, push ``jobs`` jobs, time until all finished."""
     from bot.service.queue.redis import RedisBackend
 

@@ -38,7 +38,7 @@ def _table(doc: dict) -> str:
     return "\n".join(out)
 
 
-def _charts(doc: dict, matrix: "Matrix", calendar: "Calendar | None") -> str:
+def _charts(doc: dict, matrix: Matrix, calendar: Calendar | None) -> str:
     components = list(doc["timeline"])
     if not components:
         return "<p>No watched constant changed: nothing to chart.</p>"
@@ -55,7 +55,7 @@ def _charts(doc: dict, matrix: "Matrix", calendar: "Calendar | None") -> str:
     return "\n".join(parts)
 
 
-def render_html(doc: dict, matrix: "Matrix", calendar: "Calendar | None") -> str:
+def render_html(doc: dict, matrix: Matrix, calendar: Calendar | None) -> str:
     title = f"minbump audit of {doc['branch']}"
     counts: dict[str, int] = {}
     for row in doc["rows"]:

@@ -9,7 +9,6 @@ lines and each still-supported platform a raise dropped as a red cross.
 from __future__ import annotations
 
 import io
-from datetime import date
 
 from bot.core.version import Version
 

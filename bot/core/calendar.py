@@ -11,7 +11,7 @@ import re
 from datetime import date
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Iterable
+    from collections.abc import Iterable
 
 from bot.errors import ConfigError, MinbumpError
 from bot.core.dates import parse_day as _day

@@ -11,10 +11,9 @@ from datetime import date
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pathlib import Path
-    from typing import Any, Iterable
+    from typing import Any
+    from collections.abc import Iterable
 
-from bot.errors import MinbumpError
 from bot.core.dates import optional_day as _day
 from bot.core.version import Version
 from bot.core.records import Record, factory

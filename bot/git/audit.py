@@ -12,9 +12,10 @@ one `GitRepo` (one `git cat-file --batch`), with the tag list and blobs read onc
 from __future__ import annotations
 
 import subprocess
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, UTC
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from bot.core.analysis import snapshot
 from bot.core.config import CONFIG_PATH
@@ -97,7 +98,7 @@ def _bound(g: GitRepo, value: str | None, option: str) -> tuple[datetime | None,
         return None, False
     try:
         day = parse_day(value)
-        return datetime(day.year, day.month, day.day, tzinfo=timezone.utc), False
+        return datetime(day.year, day.month, day.day, tzinfo=UTC), False
     except ValueError:
         pass
     sha = g.try_resolve(value)
@@ -145,7 +146,7 @@ class Audit:
         self._order: dict[str, int] = {}  # sha -> place in the walk (newest first)
         self._tree_files: dict[str, frozenset[tuple[str, str]]] = {}
 
-    def __enter__(self) -> "Audit":
+    def __enter__(self) -> Audit:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -171,7 +172,7 @@ class Audit:
                 continue
             shas, ct, subject = record.split("\x01", 2)
             sha, *parents = shas.split()
-            entry = LogEntry(sha, parents[0] if parents else None, datetime.fromtimestamp(int(ct), timezone.utc),
+            entry = LogEntry(sha, parents[0] if parents else None, datetime.fromtimestamp(int(ct), UTC),
                              subject)
             if held is not None:
                 held.older = sha

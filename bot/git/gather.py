@@ -126,12 +126,12 @@ def release_plan(g: GitRepo, calendar: calendars.Calendar | None, anchor: str, h
         g.answer(answer, facts, anchor, head_sha)  # each round settles new tags, so this ends
 
 
-def _opened(repo: "str | Path | GitRepo") -> "GitRepo | nullcontext[GitRepo]":
+def _opened(repo: str | Path | GitRepo) -> GitRepo | nullcontext[GitRepo]:
     """A path is opened (and closed) here; an open GitRepo stays open: `minbump audit` judges many pairs on one."""
     return nullcontext(repo) if isinstance(repo, GitRepo) else GitRepo(repo)
 
 
-def run_refs(repo_path: "str | Path | GitRepo", base: str, head: str, *, config_path: str | None = None,
+def run_refs(repo_path: str | Path | GitRepo, base: str, head: str, *, config_path: str | None = None,
              preset: str | None = None, as_of: date | None = None, today: date | None = None,
              matrix_files: list[str] | None = None, config_ref: str | None = None,
              target_release: str | None = None) -> Report:

@@ -14,7 +14,7 @@ import os
 import re
 import subprocess
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone, UTC
 
 from bot.errors import MinbumpError
 from bot.core.calendar import Need, TagFacts
@@ -29,7 +29,7 @@ class Oversized(bytes):
     size: int
     limit: int
 
-    def __new__(cls, size: int, limit: int) -> "Oversized":
+    def __new__(cls, size: int, limit: int) -> Oversized:
         obj = super().__new__(cls, b"")
         obj.size = size
         obj.limit = limit
@@ -114,7 +114,7 @@ class GitRepo:
                 self._proc.kill()
             self._proc = None
 
-    def __enter__(self) -> "GitRepo":
+    def __enter__(self) -> GitRepo:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -191,7 +191,7 @@ class GitRepo:
         obj = self.object(sha)
         if obj is None or obj[1] != "commit":
             raise MinbumpError(f"{sha}: not a commit")
-        tree, parents, when = "", [], datetime.fromtimestamp(0, timezone.utc)
+        tree, parents, when = "", [], datetime.fromtimestamp(0, UTC)
         for line in obj[2].split(b"\n\n", 1)[0].decode("utf-8", "replace").splitlines():
             key, _, rest = line.partition(" ")
             if key == "tree":

@@ -34,7 +34,8 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 from urllib.parse import parse_qs, urlencode
 
 import jwt
@@ -138,7 +139,7 @@ class FakeGitHub:
         self.port = 0
 
     # --- lifecycle ------------------------------------------------------------
-    def start(self) -> "FakeGitHub":
+    def start(self) -> FakeGitHub:
         self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True,
                                    request_handler=_QuietHandler)
         self.port = self._server.server_port
@@ -153,7 +154,7 @@ class FakeGitHub:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "FakeGitHub":
+    def __enter__(self) -> FakeGitHub:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -652,7 +653,7 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def payload_for(name: str, gh: "FakeGitHub", repo: str, pr: int, head_sha: str,
+def payload_for(name: str, gh: FakeGitHub, repo: str, pr: int, head_sha: str,
                 base_ref: str = "main", installation_id: int | None = 31415926) -> dict[str, Any]:
     """A recorded payload pointed at ``gh``: repository, clone URL, PR number, shas, installation."""
     data = load_payload(name)
@@ -719,7 +720,7 @@ SECRET = "whsec-test-0123456789"
 NOVA_DRIVER = "nova/virt/libvirt/driver.py"
 
 
-def fast_env(gh: "FakeGitHub", data_dir: Path, **extra: str) -> dict[str, str]:
+def fast_env(gh: FakeGitHub, data_dir: Path, **extra: str) -> dict[str, str]:
     """Service environment pointed at ``gh`` with retry delays shrunk for tests."""
     env = {"WEBHOOK_SECRET": SECRET, "GITHUB_API_URL": gh.api_url, "MINBUMP_DATA_DIR": str(data_dir),
            "MINBUMP_GITHUB_BACKOFF": "0.01", "MINBUMP_GITHUB_WRITE_INTERVAL": "0",
@@ -756,7 +757,7 @@ class Harness:
     runs the worker in burst mode until the queue is empty.
     """
 
-    def __init__(self, gh: "FakeGitHub", data_dir: Path, env: dict[str, str] | None = None,
+    def __init__(self, gh: FakeGitHub, data_dir: Path, env: dict[str, str] | None = None,
                  backend: Any = None) -> None:
         from bot.service.job import JobRunner, JobSettings
         from bot.service.queue import get_backend
