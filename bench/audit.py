@@ -59,7 +59,7 @@ def minbump_cmd(repo: Path) -> list[str]:
 
 def once(cmd: list[str]) -> tuple[float, bytes]:
     t = time.perf_counter()
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=c.env_with_root(), cwd=c.run_cwd())
+    p = subprocess.run(cmd, capture_output=True, env=c.env_with_root(), cwd=c.run_cwd())
     elapsed = time.perf_counter() - t
     if p.returncode != 0:
         err = p.stderr.decode(errors="replace").strip().splitlines()

@@ -350,7 +350,7 @@ def iso(day: str, hour: int = 12) -> int:
 
 
 def fmt_version(v: tuple[int, int, int]) -> str:
-    return "(%d, %d, %d)" % v
+    return "({:d}, {:d}, {:d})".format(*v)
 
 
 class DriverModel:

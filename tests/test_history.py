@@ -128,7 +128,7 @@ def test_raises_after_the_rc1_cut_ship_in_the_next_release(history_with_branches
     repo, cases = history_with_branches
     assert len(cases) >= 9
     misjudged = []
-    for base, head, cut, ships, rows, row, nxt in cases:
+    for base, head, cut, ships, rows, _row, nxt in cases:
         r = run_refs(repo.path, base, head)
         assert (r.target_release["tag"], r.target_release["how"]) == (ships.tag, "topology"), ships.name
         assert r.previous_release["tag"] == cut.tag

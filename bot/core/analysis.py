@@ -371,7 +371,7 @@ def _judge(inp: Inputs) -> Report:
         })
 
     # Feature gates a raised hard minimum made pointless.
-    for scope, ov, nv, const in raised:
+    for scope, ov, nv, _const in raised:
         comp, arch, hv = scope
         for c in head.constants.values():
             if c.kind == "feature" and c.component == comp and c.value is not None and c.value <= nv \
