@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in data["rows"]:
         verdicts[r["verdict"]] = verdicts.get(r["verdict"], 0) + 1
     print(f"pickaxe finds {len(out.split())} commits; audit read {data['commits_scanned']} commits touching "
-          f"watched files and made {len(data['rows'])} rows ({', '.join(f'{n} {v}' for v, n in sorted(verdicts.items()))})")
+          f"watched files and made {len(data['rows'])} rows "
+          f"({', '.join(f'{n} {v}' for v, n in sorted(verdicts.items()))})")
     tm, tf = c.alternate(lambda: once(mine)[0], lambda: once(floor)[0], args.pairs, warmup=0)
     ratios = c.pair_ratios(tm, tf)
     print("minbump runs: " + ", ".join(c.fmt_ms(x) for x in tm))

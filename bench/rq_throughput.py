@@ -254,7 +254,8 @@ class WebServer:
                                    "MINBUMP_DATA_DIR": str(workdir / "web-data")})
         opts, self.settings = gunicorn_options()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", *opts, "--bind", f"127.0.0.1:{self.port}", "bot.service.wsgi:create_app()"],
+            [sys.executable, "-m", "gunicorn", *opts, "--bind", f"127.0.0.1:{self.port}",
+             "bot.service.wsgi:create_app()"],
             env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         import http.client
 

@@ -83,7 +83,8 @@ def test_every_libvirt_raise_in_nova_history_was_warned(history):
     assert "ubuntu-14.04" in pike[4] and pike[3] == "warn"
 
 
-RC1_WEEKS = 3  # OpenStack cuts RC1 and the stable/<series> branch at week R-3 of each cycle (openstack/releases schedules)
+# OpenStack cuts RC1 and the stable/<series> branch at week R-3 of each cycle (openstack/releases schedules)
+RC1_WEEKS = 3
 
 
 @pytest.fixture(scope="module")

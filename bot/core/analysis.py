@@ -13,7 +13,8 @@ from bot.core.calendar import Calendar, Release, ReleasePlan, plan_by_date
 from bot.core.classify import classify
 from bot.core.config import CONFIG_PATH, Config
 from bot.core.deprecation import Constant, Snapshot
-from bot.core.extract import DEFAULT_LITERALS, FileScan, IntValue, Raw, Ref, Unsupported, check_region, default_filter, scan_source
+from bot.core.extract import (DEFAULT_LITERALS, FileScan, IntValue, Raw, Ref, Unsupported, check_region, default_filter,
+                              scan_source)
 from bot.core.impact import dropped
 from bot.core.matrix import Matrix, freshness_warning
 from bot.core.report import Report, way_out

@@ -216,7 +216,8 @@ def render_markdown(report: Report, max_rows: int = 200, *, link_base: str | Non
     unreadable = [c for c in r.changes if c.get("unreadable")]
     if unreadable:
         out += ["### Cannot read the new value", "",
-                "minbump reads versions with `ast` and never runs code; these are judged as unknown, not as removed:", ""]
+                "minbump reads versions with `ast` and never runs code; these are judged as unknown, not as removed:",
+                ""]
         out += [f"- `{c['constant']}` = `{c.get('expression') or '?'}` at {_where(c['file'], c['line'], link_base)}"
                 for c in unreadable]
         out.append("")

@@ -102,7 +102,8 @@ class GitRepo:
                 self._proc = None
                 if "not a git repository" in err:
                     raise MinbumpError(f"{self.path}: not a git repository")
-                raise MinbumpError(f"{self.path}: git cannot read it: {err.strip().splitlines()[-1] if err.strip() else 'unknown error'}")
+                last = err.strip().splitlines()[-1] if err.strip() else "unknown error"
+                raise MinbumpError(f"{self.path}: git cannot read it: {last}")
         return self._proc
 
     def close(self) -> None:
@@ -300,7 +301,8 @@ class GitRepo:
         """(name, commit sha, ISO date) of every tag, for calendars taken from tags and the release topology."""
         if self._tag_rows is not None:
             return self._tag_rows
-        out = self.run("for-each-ref", "--format=%(refname:short)%00%(objectname)%00%(*objectname)%00%(creatordate:iso-strict)",
+        out = self.run("for-each-ref",
+                       "--format=%(refname:short)%00%(objectname)%00%(*objectname)%00%(creatordate:iso-strict)",
                        "refs/tags")
         res = []
         for line in out.splitlines():

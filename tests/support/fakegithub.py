@@ -353,7 +353,8 @@ class FakeGitHub:
                     break
         if fault is not None and fault.mode in ("fail", "ratelimit"):
             if fault.mode == "ratelimit":
-                resp = self._json({"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+                resp = self._json({"message": "You have exceeded a secondary rate limit. "
+                                              "Please wait a few minutes before you try again.",
                                    "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"},
                                   403, {"Retry-After": str(fault.retry_after)})
             else:
@@ -731,7 +732,8 @@ def fast_env(gh: FakeGitHub, data_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def nova_repo(path: Path, *, head_min: str = "(1, 2, 9)", head_files: dict[str, Any] | None = None) -> tuple[Any, str, str]:
+def nova_repo(path: Path, *, head_min: str = "(1, 2, 9)",
+              head_files: dict[str, Any] | None = None) -> tuple[Any, str, str]:
     """The Ocata-era nova bump: base 1.2.1 (tag 14.0.0, Newton), head raises to 1.2.9 unwarned.
 
     Returns (GitRepo, base sha, head sha); the head commit is on branch ``bump``.
