@@ -11,11 +11,12 @@ one `GitRepo` (one `git cat-file --batch`), with the tag list and blobs read onc
 
 from __future__ import annotations
 
+import io
 import subprocess
 from datetime import date, datetime, timedelta, UTC
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 from bot.core.analysis import snapshot
 from bot.core.config import CONFIG_PATH
@@ -49,6 +50,7 @@ class AuditRepo(GitRepo):
         proc = subprocess.Popen(["git", "-C", self.path, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 stdin=subprocess.DEVNULL, env=self._env)
         assert proc.stdout is not None and proc.stderr is not None
+        assert isinstance(proc.stdout, io.BufferedReader)  # bufsize=-1: Popen buffers the pipe, so read1 exists
         try:
             pending = b""
             while chunk := proc.stdout.read1(1 << 16):
@@ -156,7 +158,7 @@ class Audit:
         self.g.close()
 
     # ----------------------------------------------------------------- walk
-    def walk(self) -> Iterator[LogEntry]:
+    def walk(self) -> Generator[LogEntry, None, None]:
         """First-parent commits that touch a watched path, newest first, as `git log` finds them.
 
         Streamed, so judging overlaps git's walk of the history (the two use
