@@ -12,8 +12,8 @@ from typing import overload  # typing is loaded already (bot.core.dates)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
     from collections.abc import Iterable
+    from typing import Any
 
 from bot.core.dates import optional_day as _day
 from bot.core.version import Version

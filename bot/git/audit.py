@@ -15,8 +15,8 @@ import io
 import subprocess
 from datetime import date, datetime, timedelta, UTC
 from pathlib import Path
-from typing import Any
 from collections.abc import Generator, Iterator
+from typing import Any
 
 from bot.core.analysis import snapshot
 from bot.core.config import CONFIG_PATH

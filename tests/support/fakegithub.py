@@ -34,8 +34,8 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 import jwt
