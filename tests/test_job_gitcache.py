@@ -124,13 +124,18 @@ def test_warm_fetch_skips_the_tags_until_they_are_due(tmp_path, fake_github, hos
     assert "refs/tags/1.0.0" in refs(warm.path)  # --prune never drops tags a fetch did not ask for
     assert missing_tags(warm.path, ["1.0.0", "2.0.0", "2.0.0", ""]) == ["2.0.0"]
     # the job's path when the analysis names a tag the cache lacks
-    assert cache.fetch_tags(REPO, url, token) >= 0
+    stamp = warm.path / GitCache.TAG_STAMP
+    old = time.time() - 3600
+    os.utime(stamp, (old, old))
+    t0 = time.monotonic()
+    seconds = cache.fetch_tags(REPO, url, token)
+    assert 0 < seconds <= time.monotonic() - t0  # the time it took, as logged by the job
     assert missing_tags(warm.path, ["1.0.0", "2.0.0"]) == []
+    assert stamp.stat().st_mtime > old + 3000  # the tags count as fresh again: no refetch on the next fetch
     # an old stamp makes the next fetch take the tags again
     work.tag("3.0.0", ref="main")
     fake_github.sync(REPO)
     assert not cache.fetch(REPO, url, "main", 4, token).tags_fetched
-    stamp = warm.path / GitCache.TAG_STAMP
     old = time.time() - 601
     os.utime(stamp, (old, old))
     due = cache.fetch(REPO, url, "main", 4, token)

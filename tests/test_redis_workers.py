@@ -153,6 +153,26 @@ def test_sigterm_while_waiting_for_redis_exits_cleanly(tmp_path: Path) -> None:
     assert "Traceback" not in log.read_text()
 
 
+def test_sigterm_while_redis_is_gone_stops_an_idle_worker(own_redis_server: RedisServer, tmp_path: Path) -> None:  # noqa: F811
+    """Redis goes away while the worker waits for jobs (RQ then retries its connection in a loop of its
+    own): one SIGTERM still ends the worker, cleanly."""
+    env = redis_env(own_redis_server.url)
+    log = tmp_path / "worker.log"
+    worker = start_worker(env, log_path=log)
+    try:
+        b = RedisBackend.from_env(env)
+        b.submit(spec("before"))
+        wait_for(lambda: len(entries(b, "done")) == 1, 20, "the worker to run a job")
+        own_redis_server.stop()
+        wait_for(lambda: "could not connect" in log.read_text() or "redis_unavailable" in log.read_text(), 30,
+                 "the worker to notice Redis is gone")
+        worker.send_signal(signal.SIGTERM)
+        code = worker.wait(timeout=15)
+    finally:
+        stop_process(worker)
+    assert code == 0, log.read_text()[-3000:]
+
+
 def test_minbump_jobs_cli_lists_retries_and_purges_failed_jobs(redis_server: RedisServer, tmp_path: Path) -> None:  # noqa: F811
     env = redis_env(redis_server.url)
     b = RedisBackend.from_env(env)

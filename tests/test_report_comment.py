@@ -10,7 +10,7 @@ import pytest
 from bot.cli import main as entry_main
 from bot.core.report import render_markdown
 from bot.git.gather import run_refs
-from bot.service.github import MARKER, comment_body
+from bot.core.publish import MARKER, comment_body
 from tests.support.fakegithub import Harness, fast_env, nova_repo
 from tests.support.nova import CONFIG, driver
 from tests.test_impact_rules import _table_rows, assert_one_count

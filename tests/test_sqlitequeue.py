@@ -88,12 +88,13 @@ def test_expired_lease_is_reclaimed_with_next_attempt(be):
     assert be.pending_count() == 0
 
 
-def test_heartbeat_keeps_a_long_job_leased(be):
+def test_heartbeat_keeps_a_long_job_leased(tmp_path):
+    be = SQLiteBackend(tmp_path / "state.sqlite3", lease_seconds=1.5)  # a beat every 0.5 s
     be.submit(spec())
     seen = []
 
     def slow(s, b):
-        time.sleep(0.8)  # longer than the 0.3 s lease: the heartbeat must extend it
+        time.sleep(4.0)  # longer than the lease: the heartbeat must extend it
         assert b.claim("intruder") is None
         seen.append(s.attempt)
 
@@ -148,6 +149,21 @@ def test_permanent_errors_fail_at_once_and_retry_requeues(be):
     assert be.purge_failed(failed["d2"].job_id) == 1 and be.failed_jobs() == []
 
 
+def test_a_bug_in_a_handler_is_permanent(be):
+    """Only RetryLater (and the store's own errors) are transient: a plain exception fails at once."""
+    be.submit(spec("bug"))
+    calls = []
+
+    def handler(s, b):
+        calls.append(s.attempt)
+        raise ValueError("embedded null byte")
+
+    run(be, handler)
+    assert calls == [1]
+    (failed,) = be.failed_jobs()
+    assert failed.attempts == 1 and failed.error == "ValueError: embedded null byte"
+
+
 def test_uncounted_retry_does_not_use_attempts(be):
     be.submit(spec())
     n = []
@@ -186,12 +202,12 @@ def test_jobs_of_one_pr_never_run_concurrently(tmp_path):
 
 
 def test_pr_lock_and_comment_mapping(be):
-    assert be.acquire_pr_lock("o/r", 1, "a", ttl=0.2)
-    assert not be.acquire_pr_lock("o/r", 1, "b", ttl=0.2)
-    assert be.acquire_pr_lock("o/r", 2, "b", ttl=0.2)  # other PRs are independent
+    assert be.acquire_pr_lock("o/r", 1, "a", ttl=2)
+    assert not be.acquire_pr_lock("o/r", 1, "b", ttl=2)
+    assert be.acquire_pr_lock("o/r", 2, "b", ttl=2)  # other PRs are independent
     be.release_pr_lock("o/r", 1, "b")  # not the owner: no effect
-    assert not be.acquire_pr_lock("o/r", 1, "b", ttl=0.2)
-    time.sleep(0.25)
+    assert not be.acquire_pr_lock("o/r", 1, "b", ttl=2)
+    time.sleep(2.1)  # time passing, not a guess: the TTL is the promise under test
     assert be.acquire_pr_lock("o/r", 1, "b", ttl=5)  # expired holder
     with be.pr_lock("o/r", 3, "c") as got:
         assert got
@@ -230,7 +246,7 @@ def test_jobs_cli_list_retry_purge(tmp_path):
     assert be.pending_count() == 1 and be.failed_jobs() == []
 
 
-# --- fast intake: group commit, lock files, pruning, fork safety -------------------------------
+# --- intake: concurrency, pruning, fork safety, the WAL -------------------------------
 
 def _jobs_by_delivery(be) -> dict[str, int]:
     rows = be._conn().execute("SELECT spec FROM jobs").fetchall()
@@ -239,13 +255,6 @@ def _jobs_by_delivery(be) -> dict[str, int]:
         d = json.loads(r["spec"])["delivery_id"]
         out[d] = out.get(d, 0) + 1
     return out
-
-
-def _wait_pending(be, n: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while len(be._state().pending) < n:
-        assert time.monotonic() < deadline, f"only {len(be._state().pending)} of {n} submits queued"
-        time.sleep(0.005)
 
 
 def test_concurrent_submits_from_threads_store_each_delivery_once(be):
@@ -271,52 +280,7 @@ def test_concurrent_submits_from_threads_store_each_delivery_once(be):
     assert be.pending_count() == 100
 
 
-def test_submits_waiting_on_the_lock_commit_in_one_transaction_with_a_redelivery(be):
-    """While the write lock is held, submits queue up; the next holder writes them all at once.
-
-    One of them is a redelivery of another in the same batch: exactly one is new."""
-    st = be._state()
-    ids = ["g1", "g2", "g3", "g4", "g5", "g3"]
-    out: dict[int, bool] = {}
-    with st.write_lock:  # as if another submit were writing right now
-        threads = [threading.Thread(target=lambda i=i, d=d: out.__setitem__(i, be.submit(spec(d))))
-                   for i, d in enumerate(ids)]
-        for t in threads:
-            t.start()
-        _wait_pending(be, len(ids))
-        assert out == {}  # nobody answered before its row was committed
-    for t in threads:
-        t.join(timeout=30)
-    assert sorted(out.values()).count(True) == 5 and [out[2], out[5]].count(True) == 1
-    rows = be._conn().execute("SELECT created_at FROM jobs").fetchall()
-    assert len(rows) == 5 and len({r[0] for r in rows}) == 1, "one transaction wrote the batch"
-    assert _jobs_by_delivery(be) == {d: 1 for d in ids}
-
-
-def test_a_bad_job_in_a_batch_does_not_fail_its_neighbours(be):
-    st = be._state()
-    out: dict[str, object] = {}
-
-    def submit(d: str, sha) -> None:
-        try:
-            out[d] = be.submit(spec(d, sha=sha))
-        except Exception as exc:
-            out[d] = exc
-
-    with st.write_lock:
-        threads = [threading.Thread(target=submit, args=(d, sha))
-                   for d, sha in (("ok1", SHA_A), ("bad", object()), ("ok2", SHA_B))]
-        for t in threads:
-            t.start()
-        _wait_pending(be, 3)
-    for t in threads:
-        t.join(timeout=30)
-    assert out["ok1"] is True and out["ok2"] is True and isinstance(out["bad"], Exception)
-    assert set(_jobs_by_delivery(be)) == {"ok1", "ok2"}
-    assert be.submit(spec("bad")) is True  # the failed one was not marked seen
-
-
-def test_store_failure_fails_every_waiting_submit_and_marks_nothing_seen(tmp_path):
+def test_a_locked_store_fails_every_waiting_submit_and_marks_nothing_seen(tmp_path):
     import sqlite3
 
     path = tmp_path / "state.sqlite3"
@@ -363,7 +327,7 @@ def test_expired_deliveries_are_pruned_at_most_once_a_minute_with_the_index(be):
     finished("recent", time.time() - 3600)
     be.submit(spec("queued-long-ago"))
     db.execute("UPDATE jobs SET created_at = ? WHERE delivery_id = 'queued-long-ago'", (old,))
-    be._state().last_prune = 0.0
+    be._last_prune = 0.0
     assert be.submit(spec("p1")) is True  # due: prunes
     left = {r[0] for r in db.execute("SELECT delivery_id FROM jobs")}
     assert left == {"recent", "queued-long-ago", "p1"}  # a job not yet run is never pruned
@@ -460,17 +424,16 @@ def test_sync_mode_defaults_to_normal_and_full_is_an_env_switch(tmp_path):
         SQLiteBackend.from_env({"MINBUMP_DATA_DIR": str(tmp_path / "c"), "MINBUMP_SQLITE_SYNC": "fast"})
 
 
-def test_forked_child_opens_its_own_connection_and_lock(tmp_path):
+def test_forked_child_opens_its_own_connection(tmp_path):
     """gunicorn --preload forks after the backend exists: the child must not reuse the parent's."""
     be = SQLiteBackend(tmp_path / "state.sqlite3")
-    assert be.submit(spec("parent-1")) is True  # the parent now holds a write connection and lock fd
-    parent_state, parent_writer = be._state(), be._state().writer
+    assert be.submit(spec("parent-1")) is True  # the parent now holds a connection
+    parent_db = be._conn()
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: report, never return into pytest
         try:
-            ok = be._state() is not parent_state and be.submit(spec("child-1")) is True
-            ok = ok and be._state().writer is not parent_writer
+            ok = be.submit(spec("child-1")) is True and be._conn() is not parent_db
             os.write(w, b"1" if ok else b"0")
         finally:
             os._exit(0)
@@ -478,76 +441,61 @@ def test_forked_child_opens_its_own_connection_and_lock(tmp_path):
     _, status = os.waitpid(pid, 0)
     assert os.read(r, 1) == b"1" and status == 0
     os.close(r)
-    assert be.submit(spec("parent-2")) is True
+    assert be.submit(spec("parent-2")) is True and be._conn() is parent_db
     assert set(_jobs_by_delivery(be)) == {"parent-1", "child-1", "parent-2"}
 
 
-def test_wal_is_checkpointed_off_the_request_path(tmp_path, monkeypatch):
-    import bot.service.queue.sqlite as sq
-
-    monkeypatch.setattr(sq, "CHECKPOINT_EVERY", 5)
-    be = SQLiteBackend(tmp_path / "state.sqlite3")
-    for i in range(6):
-        be.submit(spec(f"c{i}"))
-    st = be._state()
-    deadline = time.monotonic() + 10
-    while st.commits >= 5:
-        assert time.monotonic() < deadline, "checkpoint thread did not run"
-        time.sleep(0.01)
-    assert st.checkpointer is not None and st.checkpointer.name == "minbump-sqlite-checkpoint"
-    assert len(be.checkpoint()) == 3  # callable directly too (e.g. before a backup)
-
-
-def test_the_wal_is_reset_under_sustained_submits(tmp_path, monkeypatch):
-    """Submits that never pause must not grow the WAL without bound (a checkpoint that runs
-    beside writers never catches up with them, so SQLite would never start the WAL afresh)."""
-    import bot.service.queue.sqlite as sq
-
-    monkeypatch.setattr(sq, "CHECKPOINT_EVERY", 40)
-    monkeypatch.setattr(sq, "WAL_RESET_FRAMES", 400)
-    monkeypatch.setattr(sq, "JOURNAL_SIZE_LIMIT", 1 << 20)
+def test_the_wal_stays_bounded_under_sustained_submits(tmp_path):
+    """Submits that never pause must not grow the WAL without bound (SQLite's automatic, passive
+    checkpoint never catches up with them: 126 MB after 30,000 submits): the periodic RESTART
+    checkpoint (sqlite.CHECKPOINT_EVERY) starts it over."""
     be = SQLiteBackend(tmp_path / "state.sqlite3")
     wal = tmp_path / "state.sqlite3-wal"
     stop = threading.Event()
     biggest = [0]
+    done = [0]
 
     def submitter(k: int) -> None:
         i = 0
-        while not stop.is_set():
+        while not stop.is_set() and i < 3000:
             be.submit(spec(f"s{k}-{i}", pr=i % 32 + 1))
             i += 1
             if wal.exists():
                 biggest[0] = max(biggest[0], wal.stat().st_size)
+        done[0] += i
 
     threads = [threading.Thread(target=submitter, args=(k,)) for k in range(3)]
     for t in threads:
         t.start()
-    time.sleep(3.0)
+    deadline = time.monotonic() + 60
+    while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
+        time.sleep(0.05)
     stop.set()
     for t in threads:
         t.join()
-    commits = be.pending_count()
-    assert commits > 1500, "too few submits to tell"
-    # ~5 pages of 4 KB per commit: without resets the WAL would reach commits * 20 KB
-    assert biggest[0] < 12 * 1024 * 1024, (biggest[0], commits)
+    assert be.pending_count() == done[0] > 1500, "too few submits to tell"
+    # ~5 pages of 4 KB per commit: without a reset the WAL would reach commits * 20 KB (> 30 MB);
+    # with one every 250 commits it stays near 5 MB
+    assert biggest[0] < 12 * 1024 * 1024, (biggest[0], done[0])
 
 
-def test_a_submit_waits_out_another_processs_write_lock_by_retrying(tmp_path):
-    """No file lock and no SQLite busy handler: the submit retries while the lock is held elsewhere."""
+def test_a_submit_waits_out_another_processs_write_lock(tmp_path):
+    """SQLite's busy handler waits (up to busy_timeout) while another process holds the write lock."""
     import sqlite3
 
     path = tmp_path / "state.sqlite3"
     be = SQLiteBackend(path)
-    with be._tx() as db:
-        assert db.execute("PRAGMA busy_timeout").fetchone()[0] == 0
+    assert be._conn().execute("PRAGMA busy_timeout").fetchone()[0] == 30000
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
     outcome: list[object] = []
     t = threading.Thread(target=lambda: outcome.append(be.submit(spec("while-locked"))))
     t.start()
-    time.sleep(0.3)
-    assert outcome == [] and t.is_alive()  # still retrying, neither failed nor through
+    deadline = time.monotonic() + 0.3
+    while time.monotonic() < deadline:
+        assert outcome == [] and t.is_alive()  # still waiting, neither failed nor through
+        time.sleep(0.02)
     other.execute("COMMIT")
     other.close()
-    t.join(timeout=10)
+    t.join(timeout=30)
     assert outcome == [True] and be.pending_count() == 1

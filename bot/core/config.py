@@ -22,7 +22,9 @@ DEFAULT_STRICTNESS = {
     "unknown": "warn",         # a still-supported platform whose shipped version is unknown
     "low_confidence": "warn",  # the verdict rests on a low-confidence fact
     "policy_loosened": "warn",  # the change loosens the policy itself (bot.core.policy_changes)
+    "error": "neutral",        # the bot could not read an input (or ran out of time): fail, warn, neutral, pass
 }
+ERROR_RULES = ("fail", "warn", "neutral", "pass")
 DEFAULT_COMPONENTS = {"LIBVIRT": "libvirt", "QEMU": "qemu"}
 DEFAULT_HYPERVISORS = {"PARALLELS": "parallels", "VIRTUOZZO": "virtuozzo", "LXC": "lxc", "XEN": "xen"}
 KNOWN_KEYS = {"preset", "watch", "calendar", "support", "int_encoding", "components", "hypervisors",

@@ -89,7 +89,7 @@ def _loosened(pf: PolicyFiles, head_snap: Snapshot | None, matrix: Matrix, as_of
         return out  # invalid at head: listed as such
     for key in sorted(set(b.strictness) | set(h.strictness)):
         old, new = b.strictness.get(key, "fail"), h.strictness.get(key, "fail")
-        if SEVERITY[new] < SEVERITY[old]:
+        if SEVERITY.get(new, 0) < SEVERITY.get(old, 0):  # strictness.error's "neutral" ranks with pass
             out.append(_entry(f, _line(pf.head, f, f"strictness.{key}", "strictness", "preset"), "loosened",
                               f"strictness.{key}", old, new, level, f"strictness lowered from {old} to {new}"))
     if b.support == "extended" and h.support == "standard":

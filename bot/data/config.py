@@ -18,7 +18,7 @@ from bot.data.yamlcache import cached_yaml
 from bot.errors import ConfigError
 from bot.data.paths import policy_file, policy_names, read_bytes
 from bot.core.matrix import DEFAULT_MAX_DATA_AGE_DAYS
-from bot.core.config import DEFAULT_COMPONENTS, DEFAULT_HYPERVISORS, DEFAULT_STRICTNESS, RULES, Config
+from bot.core.config import DEFAULT_COMPONENTS, DEFAULT_HYPERVISORS, DEFAULT_STRICTNESS, ERROR_RULES, RULES, Config
 
 def preset_names() -> list[str]:
     return policy_names("presets", ".yml")
@@ -98,8 +98,9 @@ def from_dict(data: dict, origin: str) -> Config:
     if cfg.support not in ("standard", "extended"):
         raise ConfigError(f"{origin}: support: must be 'standard' or 'extended', not {cfg.support!r}")
     for key, rule in cfg.strictness.items():
-        if rule not in RULES:
-            raise ConfigError(f"{origin}: strictness.{key}: must be one of fail, warn, pass")
+        allowed = ERROR_RULES if key == "error" else RULES
+        if rule not in allowed:
+            raise ConfigError(f"{origin}: strictness.{key}: must be one of {', '.join(allowed)}")
     return cfg
 
 

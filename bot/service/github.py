@@ -8,7 +8,11 @@ Why it is shaped like this:
 * **Idempotent writes.** PyGithub's transport retry is restricted to GET/HEAD/
   PATCH (idempotent here); a POST that failed after being applied must not be
   sent twice, so the job retries the *whole* publish step, which looks the
-  comment up again before creating one.
+  comment up again before creating one, and after a create whose outcome is
+  unknown keeps looking for a while (:meth:`Publisher.await_write`): GitHub
+  may apply a request after the client has given up on it.
+* **What is written** (comment text, titles, annotations) is built by the pure
+  :mod:`bot.core.publish`; this module only sends it.
 * **Pacing.** GitHub asks integrators to leave about 1 s between *many*
   writes by one client. PyGithub's own pacing (``seconds_between_writes=1``,
   ``seconds_between_requests=0.25``) also makes a job's very first requests
@@ -37,17 +41,14 @@ import requests
 from github import Auth, Github, GithubException, GithubIntegration, GithubRetry
 from github.GithubException import RateLimitExceededException
 
-from bot.service.settings import env_float, env_int
+from bot.core.publish import MARKER, STATUS_LIMIT, SUMMARY_LIMIT, truncate
 from bot.errors import MinbumpError
-from bot.service.logs import register_secret
+from bot.service.logs import log, register_secret
+from bot.service.settings import env_float, env_int
 
-MARKER = "<!-- minbump -->"
-COMMENT_LIMIT = 65_536
-SUMMARY_LIMIT = 65_535
 STATUS_CONTEXT = "minbump"
 CHECK_NAME = "minbump"
 ANNOTATION_BATCH = 50
-_VERDICT_MARK = re.compile(r"<!-- minbump:verdict=(\w+) -->")
 
 
 class ConfigurationError(MinbumpError):
@@ -77,6 +78,7 @@ class GitHubSettings:
     request_interval: float = 0.0  # spacing of every request (PyGithub's); off: see "Pacing" above
     write_interval: float = 1.0  # GitHub asks for ~1 s between many writes
     write_burst: int = 2  # writes allowed at once after a quiet spell (one job's comment + status)
+    unsure_wait: float = 15.0  # after a create whose outcome is unknown: how long to look for it
 
     @property
     def mode(self) -> str:
@@ -118,6 +120,7 @@ class GitHubSettings:
             request_interval=env_float(env, "MINBUMP_GITHUB_REQUEST_INTERVAL", cls.request_interval),
             write_interval=env_float(env, "MINBUMP_GITHUB_WRITE_INTERVAL", cls.write_interval),
             write_burst=env_int(env, "MINBUMP_GITHUB_WRITE_BURST", cls.write_burst),
+            unsure_wait=env_float(env, "MINBUMP_GITHUB_UNSURE_WAIT", cls.unsure_wait),
         )
 
     def retry(self) -> GithubRetry:
@@ -178,6 +181,7 @@ class Session:
     git_token: Callable[[], str]
     app_id: str | None = None
     pacer: WritePacer = field(default_factory=lambda: WritePacer(0.0))
+    unsure_wait: float = 15.0  # see GitHubSettings.unsure_wait and Publisher.await_write
 
     def write(self, fn: Callable[[], Any]) -> Any:
         """One GitHub write, paced (see :class:`WritePacer`) and error-mapped by :func:`call`."""
@@ -220,7 +224,8 @@ class Clients:
         token = self.settings.token or ""
         gh = Github(auth=Auth.Token(token), **self._kwargs())
         login = call(lambda: gh.get_user().login)
-        return Session(gh, "token", login, lambda: token, pacer=self._pacer())
+        return Session(gh, "token", login, lambda: token, pacer=self._pacer(),
+                       unsure_wait=self.settings.unsure_wait)
 
     def _app_session(self, installation_id: int | None) -> Session:
         if not installation_id:
@@ -240,7 +245,8 @@ class Clients:
             return value
 
         register_secret(token())
-        return Session(gh, "app", self._app_login, token, app_id=self.settings.app_id, pacer=self._pacer())
+        return Session(gh, "app", self._app_login, token, app_id=self.settings.app_id, pacer=self._pacer(),
+                       unsure_wait=self.settings.unsure_wait)
 
 
 def call(fn: Callable[[], Any]) -> Any:
@@ -285,64 +291,6 @@ def _retry_after(headers: Mapping[str, Any] | None) -> float | None:
     return None
 
 
-# --- bodies ---------------------------------------------------------------------------
-
-def truncate(text: str, limit: int, note: str) -> str:
-    """Cut ``text`` at a line boundary so that text + note fits in ``limit`` characters."""
-    if len(text) <= limit:
-        return text
-    room = limit - len(note) - 2
-    cut = text.rfind("\n", 0, room)
-    cut = room if cut < room // 2 else cut
-    return text[:cut].rstrip() + "\n\n" + note
-
-
-def previous_verdict(body: str | None) -> str | None:
-    m = _VERDICT_MARK.search(body or "")
-    return m.group(1) if m else None
-
-
-def comment_body(report_md: str, verdict: str, head_sha: str, watched_changed: bool,
-                 previous: str | None, limit: int = COMMENT_LIMIT) -> str:
-    """The comment: marker, state, (resolved note), report, and the head sha it describes.
-
-    "Resolved" appears when an earlier version of this comment reported an impact
-    (fail/warn) and the new head has none.
-    """
-    impact = verdict in ("fail", "warn")
-    resolved = not impact and previous in ("fail", "warn", "resolved")
-    state = "resolved" if resolved else verdict
-    head = f"{MARKER}\n<!-- minbump:verdict={state} -->\n"
-    foot = f"\n\n<sub>minbump checked head {head_sha}</sub>\n"
-    if resolved:
-        why = ("no longer changes a watched minimum" if not watched_changed
-               else "no longer drops a still-supported platform without a release of warning")
-        banner = f"### ✅ Resolved\n\nAs of head `{head_sha[:12]}`, this pull request {why}.\n\n"
-        report_md = banner + (report_md if watched_changed else "")
-    room = limit - len(head) - len(foot) - 100  # margin for GitHub's own counting
-    note = (f"_The report was truncated to fit GitHub's comment limit; run "
-            f"`minbump dry-run --base BASE --head {head_sha[:12]}` for the full report._")
-    return head + truncate(report_md, room, note) + foot
-
-
-def annotations_for(report: Any) -> list[dict[str, Any]]:
-    """One annotation per changed constant line, at the level of the verdict."""
-    level = {"fail": "failure", "warn": "warning"}.get(report.verdict, "notice")
-    drops = report.still_supported_drops
-    plats = ", ".join(sorted({d.get("label") or d["platform"] for d in drops})[:10])
-    out = []
-    for c in report.changes:
-        if not c.get("file") or not c.get("line"):
-            continue
-        msg = f"{c['constant']}: {c.get('old') or '—'} → {c.get('new') or '—'}."
-        if drops:
-            msg += f" Drops still-supported: {plats}."
-        out.append({"path": c["file"], "start_line": int(c["line"]), "end_line": int(c["line"]),
-                    "annotation_level": level, "title": f"minbump: {report.verdict}",
-                    "message": msg[:64000]})
-    return out
-
-
 # --- publishing -------------------------------------------------------------------------
 
 @dataclass
@@ -354,6 +302,7 @@ class PublishState:
     check_run_id: int | None = None
     check_run: Any = None
     check_run_unsure: bool = False  # a create failed in a way that may have been applied
+    comment_unsure: bool = False  # likewise for the comment
     annotations_sent: int = 0
     status_done: bool = False
 
@@ -414,15 +363,39 @@ class Publisher:
     def _ours(self, c: Any) -> bool:
         return MARKER in (c.body or "") and c.user is not None and c.user.login == self.s.login
 
+    def await_write(self, what: str, find: Callable[[], Any]) -> Any:
+        """After a create whose outcome is unknown (timeout, reset connection, 5xx): look for it
+        again, polling for up to ``unsure_wait`` seconds, before anyone creates a second one.
+
+        GitHub may apply a request after the client gave up on it, and its lists may show the
+        new item only a moment later; the first lookup (already done by the caller) proves nothing.
+        """
+        deadline = time.monotonic() + max(0.0, self.s.unsure_wait)
+        poll = min(1.0, max(0.05, self.s.unsure_wait / 10))
+        tries = 0
+        while time.monotonic() < deadline:
+            time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+            tries += 1
+            found = find()
+            if found is not None:
+                log("publish.unsure_write_found", what=what, lookups=tries, repo=self.repo_name, pr=self.pr)
+                return found
+        log("publish.unsure_write_absent", what=what, lookups=tries, repo=self.repo_name, pr=self.pr)
+        return None
+
     def upsert_comment(self, body_for: Callable[[str | None], str], allow_create: bool,
                        state: PublishState, hint: int | None) -> str:
         """Edit our comment in place (not when unchanged) or create it; returns the action."""
         existing = self.find_comment(state.comment_id or hint)
+        if existing is None and state.comment_unsure:
+            existing = self.await_write("comment", lambda: self.find_comment(None))
         if existing is None:
             if not allow_create:
                 return "none"
             body = body_for(None)
+            state.comment_unsure = True  # until GitHub answers: a failure may have been applied
             created = self.s.write(lambda: self.repo.get_issue(self.pr).create_comment(body))
+            state.comment_unsure = False
             state.comment_id, state.comment_url = created.id, created.html_url
             return "created"
         state.comment_id, state.comment_url = existing.id, existing.html_url
@@ -440,7 +413,7 @@ class Publisher:
             if not state.status_done:
                 st = "failure" if verdict == "fail" else "success"
                 commit = self.repo.get_commit(head_sha)
-                kwargs: dict[str, Any] = {"state": st, "description": title[:140], "context": STATUS_CONTEXT}
+                kwargs: dict[str, Any] = {"state": st, "description": title[:STATUS_LIMIT], "context": STATUS_CONTEXT}
                 if target_url:
                     kwargs["target_url"] = target_url
                 self.s.write(lambda: commit.create_status(**kwargs))
@@ -451,7 +424,8 @@ class Publisher:
         output = {"title": title[:255], "summary": truncate(summary_md, SUMMARY_LIMIT - 100, note)}
         if state.check_run_id is None and state.check_run_unsure:
             # The last create may have been applied before failing: adopt it rather than add a second.
-            found = self._latest_own_check_run(head_sha)
+            found = self._latest_own_check_run(head_sha) or self.await_write(
+                "check_run", lambda: self._latest_own_check_run(head_sha))
             if found is not None:  # it carried the first batch of annotations
                 state.check_run_id, state.check_run = found.id, found
                 state.annotations_sent = min(ANNOTATION_BATCH, len(annotations))
@@ -462,6 +436,7 @@ class Publisher:
                 name=CHECK_NAME, head_sha=head_sha, status="completed", conclusion=conclusion,
                 output={**output, "annotations": first}))
             state.check_run_id, state.check_run = run.id, run
+            state.check_run_unsure = False
             state.annotations_sent = len(first)
         while state.annotations_sent < len(annotations):
             batch = annotations[state.annotations_sent: state.annotations_sent + ANNOTATION_BATCH]

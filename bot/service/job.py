@@ -2,7 +2,7 @@
 
 Why each step is here:
 
-* the job only talks to :class:`bot.service.queue.Backend`, so SQLite and Redis are
+* the job only talks to :class:`bot.service.queue.PRState`, so SQLite and Redis are
   interchangeable;
 * a job for a head that is no longer the PR's newest is dropped early (newest
   head wins), and again just before publishing by re-reading the PR's head
@@ -20,32 +20,25 @@ Why each step is here:
 
 from __future__ import annotations
 
+import ctypes
+import dataclasses
 import logging
 import subprocess
 import threading
 import time
 import uuid
-import dataclasses
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, Mapping
 
-from bot.service.settings import env_float, env_int
+from bot.core import publish as text
 from bot.errors import MinbumpError
 from bot.git.cache import Fetched, GitCache, GitFetchError, missing_tags
-from bot.service.github import (
-    Clients,
-    GitHubSettings,
-    PublishState,
-    Publisher,
-    TransientGitHubError,
-    annotations_for,
-    comment_body,
-    previous_verdict,
-)
+from bot.service.github import Clients, GitHubSettings, PublishState, Publisher, TransientGitHubError
 from bot.service.logs import error_text, log
-from bot.service.queue import Backend, Handler, JobSpec, RetryLater, data_dir
+from bot.service.queue import Handler, JobSpec, PermanentFailure, PRState, RetryLater, backoff, data_dir
+from bot.service.settings import env_float, env_int
 
 
 IN_PROCESS_WAIT = 15.0  # seconds a publish retry may sleep in the worker before requeueing
@@ -63,9 +56,13 @@ class JobSettings:
     ref_lag_delay: float = 3.0
     lock_ttl: float = 60.0  # like the job lease: a dead worker's lock must not outlive its lease
     tag_fetch_interval: float = 600.0  # tags are refetched at least this often (new release tags)
+    job_timeout: float = 120.0  # wall-clock limit on a job's analysis; then an error report is published
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "JobSettings":
+        limit = env_float(env, "MINBUMP_JOB_TIMEOUT", cls.job_timeout)
+        if limit <= 0:
+            raise MinbumpError(f"MINBUMP_JOB_TIMEOUT must be a positive number of seconds, not {limit:g}")
         return cls(
             data_dir=data_dir(env),
             github=GitHubSettings.from_env(env),
@@ -75,6 +72,7 @@ class JobSettings:
             lock_ttl=env_float(env, "MINBUMP_LEASE_SECONDS", cls.lock_ttl),
             ref_lag_delay=env_float(env, "MINBUMP_REF_LAG_DELAY", cls.ref_lag_delay),
             tag_fetch_interval=env_float(env, "MINBUMP_TAG_FETCH_INTERVAL", cls.tag_fetch_interval),
+            job_timeout=limit,
         )
 
 
@@ -92,8 +90,27 @@ class JobRunner:
     def handler(self) -> Handler:
         return self.run
 
-    def run(self, spec: JobSpec, backend: Backend) -> None:
-        """The job. Raises RetryLater for transient failures, MinbumpError for permanent ones."""
+    def run(self, spec: JobSpec, backend: PRState) -> None:
+        """The job. Raises RetryLater for transient failures (GitHub, network), nothing else is retried.
+
+        Anything else that goes wrong is permanent: the PR still gets an error report
+        where one can be written, and the exception becomes a PermanentFailure the
+        queue records in its failed list.
+        """
+        fetched: list[Fetched] = []
+        try:
+            self._run(spec, backend, fetched)
+        except RetryLater:
+            raise
+        except TransientGitHubError as exc:
+            raise RetryLater(str(exc), delay=exc.delay) from None
+        except Exception as exc:  # noqa: BLE001 - permanent by rule; reported, then failed
+            self._publish_failure(spec, backend, exc, fetched[0] if fetched else None)
+            if isinstance(exc, MinbumpError):
+                raise
+            raise PermanentFailure(error_text(exc)) from exc
+
+    def _run(self, spec: JobSpec, backend: PRState, fetched: list[Fetched]) -> None:
         if spec.pr == 0:  # a re-run on a PR from a fork: GitHub did not say which PR
             found = self._find_pull(spec)
             if found is None:
@@ -111,7 +128,22 @@ class JobRunner:
         with backend.pr_lock(spec.repo, spec.pr, owner, ttl=self.settings.lock_ttl) as got:
             if not got:
                 raise RetryLater("another job holds this pull request", delay=2.0, count=False)
-            self._run_locked(spec, backend, owner, fields)
+            self._run_locked(spec, backend, owner, fields, fetched)
+
+    def _publish_failure(self, spec: JobSpec, backend: PRState, exc: Exception, fetched: Fetched | None) -> None:
+        """Best effort: tell the PR the check failed (a bug, a refused GitHub call); never raises."""
+        if spec.pr == 0:
+            return
+        fields = spec.log_fields()
+        owner = f"{spec.delivery_id}:{uuid.uuid4().hex[:8]}"
+        try:
+            with backend.pr_lock(spec.repo, spec.pr, owner, ttl=self.settings.lock_ttl) as got:
+                if got:
+                    problem = f"the check failed: {error_text(exc)}"
+                    self._publish(spec, backend, owner, fields, None, problem, False,
+                                  error_rule=self._error_rule(fetched))
+        except Exception as pub_exc:  # noqa: BLE001 - the failure itself is what the queue records
+            log("publish.error_report_failed", level=logging.WARNING, error=error_text(pub_exc), **fields)
 
     def _find_pull(self, spec: JobSpec) -> tuple[int, str] | None:
         """The open PR whose head is ``spec.head_sha``: (number, base branch), or None."""
@@ -129,7 +161,8 @@ class JobRunner:
         except (TransientGitHubError, MinbumpError):
             return None
 
-    def _run_locked(self, spec: JobSpec, backend: Backend, owner: str, fields: dict[str, Any]) -> None:
+    def _run_locked(self, spec: JobSpec, backend: PRState, owner: str, fields: dict[str, Any],
+                    fetched_out: list[Fetched]) -> None:
         try:
             session = self.clients.session(spec.installation_id)
             token = session.git_token()
@@ -141,6 +174,7 @@ class JobRunner:
         except GitFetchError as exc:
             log("git.fetch_failed", level=logging.WARNING, error=error_text(exc), **fields)
             raise RetryLater(str(exc)) from None
+        fetched_out.append(fetched)
         log("git.fetched", seconds=round(time.monotonic() - t0, 3), base_sha=fetched.base_sha,
             pull_sha=fetched.pull_sha, tags=fetched.tags_fetched, **fields)
         if fetched.pull_sha != spec.head_sha:
@@ -153,6 +187,16 @@ class JobRunner:
             return
         base = self._merge_base(fetched.path, fetched.base_sha, spec.head_sha)
         t1 = time.monotonic()
+        report, problem, not_configured = self._within_limit(
+            lambda: self._analyse_fetching_tags(spec, fetched, base, token, fields))
+        log("analysis.done", seconds=round(time.monotonic() - t1, 3), base=base,
+            verdict=report.verdict if report else None, problem=problem,
+            watched_changed=report.watched_changed if report else None, **fields)
+        rule = None if report is not None or not_configured else self._error_rule(fetched)
+        self._publish(spec, backend, owner, fields, report, problem, not_configured, error_rule=rule)
+
+    def _analyse_fetching_tags(self, spec: JobSpec, fetched: Fetched, base: str, token: str,
+                               fields: dict[str, Any]) -> tuple[Any, str | None, bool]:
         report, problem, not_configured = self._analyse(fetched, base, spec.head_sha)
         absent = missing_tags(fetched.path, self._previous_tags(report)) if not fetched.tags_fetched else []
         if absent:
@@ -164,13 +208,63 @@ class JobRunner:
                 raise RetryLater(str(exc)) from None
             log("git.tags_fetched", seconds=round(seconds, 3), missing=absent[:5], **fields)
             report, problem, not_configured = self._analyse(fetched, base, spec.head_sha)
-        log("analysis.done", seconds=round(time.monotonic() - t1, 3), base=base,
-            verdict=report.verdict if report else None, problem=problem,
-            watched_changed=report.watched_changed if report else None, **fields)
-        self._publish(spec, backend, owner, fields, report, problem, not_configured)
+        return report, problem, not_configured
+
+    def _within_limit(self, analyse: Any) -> tuple[Any, str | None, bool]:
+        """Run ``analyse`` in a thread for at most ``job_timeout`` seconds.
+
+        Why: the analysis reads what a PR's author and the repository control, and a
+        hostile input must not hold a worker (or ``minbump serve``) for ever. Past the
+        limit the thread is sent :class:`AnalysisTimeout` (delivered at its next Python
+        bytecode; code inside one C call finishes that call first) and the job goes on
+        to publish an error report.
+        """
+        box: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                box["value"] = analyse()
+            except BaseException as exc:  # noqa: BLE001 - handed to the job's thread below
+                box["error"] = exc
+
+        worker = threading.Thread(target=target, name="minbump-analysis", daemon=True)
+        worker.start()
+        worker.join(self.settings.job_timeout)
+        if worker.is_alive():
+            _interrupt(worker)
+            return None, (f"the analysis did not finish within {self.settings.job_timeout:g} s "
+                          "(MINBUMP_JOB_TIMEOUT)"), False
+        if "error" in box:
+            error = box["error"]
+            if isinstance(error, AnalysisTimeout):  # the limit hit just as it was ending
+                return None, f"the analysis did not finish within {self.settings.job_timeout:g} s", False
+            raise error
+        return box["value"]
+
+    def _error_rule(self, fetched: Fetched | None) -> str:
+        """The repository's ``strictness.error`` (from the base branch's config), or its default."""
+        from bot.core.config import DEFAULT_STRICTNESS
+
+        default = DEFAULT_STRICTNESS["error"]
+        if fetched is None:
+            return default
+        try:
+            from bot.data.config import from_text
+            from bot.git.read import GitRepo
+            from bot.core.config import CONFIG_PATH
+
+            with GitRepo(fetched.path) as g:
+                data = g.read(fetched.base_sha, CONFIG_PATH)
+            return from_text(data, CONFIG_PATH).strictness.get("error", default) if data else default
+        except Exception:  # noqa: BLE001 - an unreadable config is what the report may be about
+            return default
 
     def _analyse(self, fetched: Fetched, base: str, head_sha: str) -> tuple[Any, str | None, bool]:
-        """(report or None, problem, not configured) of the real analyzer on the cache."""
+        """(report or None, problem, not configured) of the real analyzer on the cache.
+
+        An input the analysis cannot read (MinbumpError, or a hostile file's
+        RecursionError/MemoryError) is a problem to report, not a failure to retry.
+        """
         from bot.git.gather import NotConfigured, run_refs
 
         report = None
@@ -181,7 +275,11 @@ class JobRunner:
         except NotConfigured as exc:
             not_configured, problem = True, str(exc)
         except MinbumpError as exc:
-            problem = str(exc)
+            problem = f"could not read the input: {exc}"
+        except RecursionError:
+            problem = "could not read the input: an expression is nested too deeply to parse"
+        except MemoryError:
+            problem = "could not read the input: it needs more memory than the bot allows"
         with self._count_lock:
             self.analyses += 1
         return report, problem, not_configured
@@ -201,8 +299,13 @@ class JobRunner:
                              capture_output=True, text=True)
         return res.stdout.strip() if res.returncode == 0 and res.stdout.strip() else base_sha
 
-    def _publish(self, spec: JobSpec, backend: Backend, owner: str, fields: dict[str, Any],
-                 report: Any, problem: str | None, not_configured: bool) -> None:
+    def _publish(self, spec: JobSpec, backend: PRState, owner: str, fields: dict[str, Any],
+                 report: Any, problem: str | None, not_configured: bool, error_rule: str | None = None) -> None:
+        """Comment (created only when a watched file changed, or for an error report), then status.
+
+        Retried here as one step (with :func:`backoff`) because ``PublishState``
+        carries what the earlier tries wrote; long waits go back to the queue.
+        """
         from bot.core.report import render_markdown
 
         session = self.clients.session(spec.installation_id)
@@ -217,39 +320,54 @@ class JobRunner:
                     return
                 if not backend.acquire_pr_lock(spec.repo, spec.pr, owner, self.settings.lock_ttl):
                     raise RetryLater("lost the pull request lock while analysing", delay=1.0, count=False)
+                anns: list[dict[str, Any]] = []
                 if report is not None:
                     report.link_base = f"{pub.repo.html_url}/blob/{spec.head_sha}/"  # links to the head's lines
-                    md = render_markdown(report, footer=False)  # the comment's own footer is the one
-                    verdict = report.verdict
-                    title = f"minbump: {verdict} — {report.summary}" if report.summary else f"minbump: {verdict}"
-                    action = pub.upsert_comment(
-                        lambda prev: comment_body(md, verdict, spec.head_sha, report.watched_changed,
-                                                  previous_verdict(prev)),
-                        allow_create=bool(report.watched_changed), state=state,
-                        hint=backend.get_comment_id(spec.repo, spec.pr))
+                    md, verdict = render_markdown(report, footer=False), report.verdict  # the comment has its own footer
+                    title = text.report_title(verdict, report.summary)
+                    body_for = (lambda prev: text.comment_body(md, verdict, spec.head_sha, report.watched_changed,
+                                                               text.previous_verdict(prev)))
+                    allow_create, summary = bool(report.watched_changed), md + f"\n\nHead `{spec.head_sha}`.\n"
+                    anns = text.annotations_for(report)
+                elif not_configured:
+                    verdict, title, body_for = "neutral", text.not_configured_title(problem or ""), None
+                    allow_create, summary = False, title
+                else:  # an error report: what could not be read, at the repository's strictness.error
+                    verdict = error_rule or "neutral"
+                    md = text.error_markdown(problem or "unknown error", verdict)
+                    title = text.error_title(problem or "unknown error")
+                    body_for = (lambda prev: text.comment_body(md, verdict, spec.head_sha, True, None))
+                    allow_create, summary = True, md
+                action = "none"
+                if body_for is not None:
+                    action = pub.upsert_comment(body_for, allow_create=allow_create, state=state,
+                                                hint=backend.get_comment_id(spec.repo, spec.pr))
                     if state.comment_id and action != "none":
                         backend.set_comment_id(spec.repo, spec.pr, state.comment_id)
-                    anns = annotations_for(report)
-                    summary = md + f"\n\nHead `{spec.head_sha}`.\n"
-                else:
-                    action = "none"
-                    verdict = "neutral" if not_configured else "fail"
-                    title = (f"minbump: not configured — {problem}" if not_configured
-                             else f"minbump: cannot check — {problem}")
-                    anns, summary = [], title
                 kind = pub.publish_status(spec.head_sha, verdict, title, summary, anns, state,
                                           target_url=state.comment_url)
                 log("publish.done", comment=action, comment_id=state.comment_id, status=kind,
                     verdict=verdict, annotations=len(anns), attempt=attempt, **fields)
                 return
             except TransientGitHubError as exc:
-                delay = exc.delay if exc.delay is not None else self.settings.publish_backoff * 2 ** (attempt - 1)
+                delay = exc.delay if exc.delay is not None else backoff(attempt, self.settings.publish_backoff, 2.0)
                 log("publish.retry", level=logging.WARNING, error=str(exc), attempt=attempt,
                     delay=delay, **fields)
                 if attempt == attempts or delay > IN_PROCESS_WAIT:
                     # Long waits (a primary rate limit's reset) go back to the queue, freeing the worker.
                     raise RetryLater(f"publishing failed: {exc}", delay=exc.delay) from None
                 time.sleep(delay)
+
+
+class AnalysisTimeout(BaseException):
+    """Sent into an analysis thread past ``MINBUMP_JOB_TIMEOUT`` (a BaseException, so that no
+    ``except Exception`` in the analysis swallows it)."""
+
+
+def _interrupt(thread: threading.Thread) -> None:
+    """Raise :class:`AnalysisTimeout` in ``thread`` (CPython's async exception, as RQ's timer does)."""
+    if thread.ident is not None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(AnalysisTimeout))
 
 
 def build_runner(env: Mapping[str, str]) -> JobRunner:

@@ -69,9 +69,11 @@ class Fault:
     pattern: re.Pattern[str]
     status: int
     times: int
-    mode: str  # "fail" | "apply_then_fail" | "ratelimit"
+    mode: str  # "fail" | "apply_then_fail" | "ratelimit" | "apply" | "apply_late"
     retry_after: int
     hits: int = 0
+    stall: float = 0.0  # seconds the answer is held (outlasting a client's timeout)
+    answered: int = 0  # matching requests fully handled (a stalled one counts once its stall is over)
 
 
 @dataclass
@@ -227,15 +229,19 @@ class FakeGitHub:
         repo.work.git("push", "-q", "--force", str(repo.bare), f"{sha}:refs/pull/{number}/head")
 
     def fault(self, method: str, path: str, status: int = 502, times: int = 1,
-              mode: str = "fail", retry_after: int = 1) -> Fault:
+              mode: str = "fail", retry_after: int = 1, stall: float = 0.0) -> Fault:
         """Make the next ``times`` matching API requests fail.
 
         ``path`` is a regex matched against the path without the API prefix.
         ``mode``: "fail" (status, nothing applied), "apply_then_fail" (the write
         happens, then ``status`` is returned), "ratelimit" (403 secondary rate
-        limit with ``Retry-After``).
+        limit with ``Retry-After``), "apply" (the write happens and is answered
+        normally, ``stall`` seconds late), "apply_late" (the request waits
+        ``stall`` seconds, then the write happens: a slow GitHub that applies a
+        request its client has already given up on). Other requests are served
+        during a stall.
         """
-        f = Fault(method.upper(), re.compile(path), status, times, mode, retry_after)
+        f = Fault(method.upper(), re.compile(path), status, times, mode, retry_after, stall=stall)
         with self.lock:
             self.faults.append(f)
         return f
@@ -361,13 +367,20 @@ class FakeGitHub:
                 resp = self._json({"message": "Server Error"}, fault.status)
             self._record(req, path, resp.status_code, body, auth_label, "api")
             return resp
+        if fault is not None and fault.mode == "apply_late":
+            time.sleep(fault.stall)
         try:
             resp = self._route(method, path, req, body, kind, who)
         except _HTTPError as e:
             resp = self._json({"message": e.message}, e.status)
+        if fault is not None and fault.mode == "apply":
+            time.sleep(fault.stall)
         if fault is not None and fault.mode == "apply_then_fail":
             resp = self._json({"message": "Server Error"}, fault.status)
         self._record(req, path, resp.status_code, body, auth_label, "api")
+        if fault is not None:
+            with self.lock:
+                fault.answered += 1
         return resp
 
     # --- API routes ------------------------------------------------------------------
@@ -727,7 +740,8 @@ def fast_env(gh: FakeGitHub, data_dir: Path, **extra: str) -> dict[str, str]:
            "MINBUMP_GITHUB_BACKOFF": "0.01", "MINBUMP_GITHUB_WRITE_INTERVAL": "0",
            "MINBUMP_GITHUB_REQUEST_INTERVAL": "0", "MINBUMP_GITHUB_TIMEOUT": "5",
            "MINBUMP_PUBLISH_BACKOFF": "0.01", "MINBUMP_RETRY_BASE": "0.05",
-           "MINBUMP_SECONDARY_RATE_WAIT": "1", "MINBUMP_GIT_TIMEOUT": "30", "MINBUMP_REF_LAG_DELAY": "0.05"}
+           "MINBUMP_SECONDARY_RATE_WAIT": "1", "MINBUMP_GIT_TIMEOUT": "30", "MINBUMP_REF_LAG_DELAY": "0.05",
+           "MINBUMP_GITHUB_UNSURE_WAIT": "0.5"}
     env.update(extra)
     return env
 

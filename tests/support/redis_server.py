@@ -170,9 +170,10 @@ def probe_handler(spec: JobSpec, backend: RedisBackend) -> None:
     """Record each run in Redis; obey per-delivery instructions the test left in Redis.
 
     ``<prefix>:probe:sleep:<delivery>`` seconds for the next run to sleep (a long job);
-    ``<prefix>:probe:fail:<delivery>`` how many runs should raise first.
+    ``<prefix>:probe:fail:<delivery>`` how many runs should fail transiently (RetryLater) first;
+    ``<prefix>:probe:bug:<delivery>`` set: the run raises a plain exception (a bug: not retried).
     """
-    from bot.service.queue import PermanentFailure
+    from bot.service.queue import PermanentFailure, RetryLater
 
     conn = backend.conn
     prefix = backend.settings.prefix
@@ -181,7 +182,9 @@ def probe_handler(spec: JobSpec, backend: RedisBackend) -> None:
     conn.rpush(f"{prefix}:probe:runs", json.dumps(run))
     fail = conn.decr(f"{prefix}:probe:fail:{spec.delivery_id}")
     if fail >= 0:
-        raise RuntimeError(f"probe failure for {spec.delivery_id}")
+        raise RetryLater(f"probe failure for {spec.delivery_id}")
+    if conn.get(f"{prefix}:probe:bug:{spec.delivery_id}"):
+        raise RuntimeError(f"probe bug in {spec.delivery_id}")
     conn.delete(f"{prefix}:probe:fail:{spec.delivery_id}")
     if conn.get(f"{prefix}:probe:permanent:{spec.delivery_id}"):
         raise PermanentFailure("probe permanent failure")
@@ -214,13 +217,18 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> int:
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)  # probe workers dump their stacks to their log
+            time.sleep(0.5)
             proc.kill()
             proc.wait()
     return int(proc.returncode)
 
 
 def _worker_main() -> int:
+    import faulthandler
     import logging
+
+    faulthandler.register(signal.SIGUSR1)  # a test that finds the worker stuck can ask where
 
     from bot.service.queue.redis import RedisBackend
 

@@ -2,8 +2,11 @@
 
 Why an interface: the single-box default keeps everything in SQLite under
 ``MINBUMP_DATA_DIR`` (no server to run), while production can switch to RQ +
-Redis by setting ``REDIS_URL``. The webhook handler and the job code only talk
-to :class:`Backend`, so either implementation drops in without touching them.
+Redis by setting ``REDIS_URL``. Two roles, one store: :class:`JobQueue`
+(intake with dedupe, the worker loop, failed-job admin: what the web app and
+``minbump jobs`` use) and :class:`PRState` (newest head, lock, comment id: all
+the job itself sees). :class:`Backend` is a store that plays both, so either
+implementation drops in without touching the web app or the job.
 
 Contract every backend keeps:
 
@@ -13,8 +16,10 @@ Contract every backend keeps:
   redelivery (same ``X-GitHub-Delivery``) is recognised and not re-run.
 * A job held by a worker that died is run again (leases in SQLite, RQ's
   abandoned-job handling in Redis).
-* Transient failures are retried with backoff; permanent ones (and retries
-  exhausted) land in a failed-job record an operator can list/retry/purge.
+* Only transient failures (:class:`RetryLater`, the store's own connection
+  errors) are retried, with :func:`backoff`; anything else is permanent, and it
+  and retries exhausted land in a failed-job record an operator can
+  list/retry/purge. :func:`run_job` is that classification, shared by both.
 * Per pull request: a lock so two workers never publish for the same PR at
   once, a "newest head" record so a job for a superseded head is dropped, and
   the PR -> comment id mapping so a retried publish edits instead of posting.
@@ -29,12 +34,16 @@ from __future__ import annotations
 import abc
 import contextlib
 import dataclasses
+import logging
 import os
 import threading
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
+from bot.errors import MinbumpError
+from bot.service.logs import error_text, log, scrub
 from bot.service.settings import env_float, env_int
 
 
@@ -93,9 +102,14 @@ class FailedJob:
     failed_at: float
 
 
+def backoff(attempt: int, base: float, factor: float = 3.0, cap: float = 600.0) -> float:
+    """The one backoff rule: ``base * factor**(attempt-1)``, capped (job retries, publish retries)."""
+    return min(cap, base * factor ** max(0, attempt - 1))
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Backoff is ``base * factor**(attempt-1)`` capped at ``cap``; tests use tiny values."""
+    """How often and how soon the queue runs a job again; tests use tiny values."""
 
     max_attempts: int = 5
     base: float = 5.0
@@ -103,7 +117,7 @@ class RetryPolicy:
     cap: float = 600.0
 
     def delay(self, attempt: int) -> float:
-        return min(self.cap, self.base * self.factor ** max(0, attempt - 1))
+        return backoff(attempt, self.base, self.factor, self.cap)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "RetryPolicy":
@@ -114,7 +128,7 @@ class RetryPolicy:
 
 
 class RetryLater(Exception):
-    """Raised by a job handler for a transient failure (GitHub 5xx, network).
+    """Raised by a job handler for a transient failure (GitHub 5xx, network): the only retried kind.
 
     ``delay`` overrides the backoff (e.g. a rate limit's reset time).
     ``count`` False means "not the job's fault" (PR lock busy): no attempt used.
@@ -130,61 +144,55 @@ class PermanentFailure(Exception):
     """Raised by a handler when retrying cannot help: the job goes straight to failed."""
 
 
-Handler = Callable[[JobSpec, "Backend"], None]
+Handler = Callable[[JobSpec, "PRState"], None]
 
 
-class Backend(abc.ABC):
-    """What the web app, the worker and ``minbump jobs`` need from a queue/state store."""
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one run of a job: ``done``, ``retry`` (after ``delay``) or ``failed``."""
 
-    retry_policy: RetryPolicy = RetryPolicy()
+    state: str
+    error: str | None = None
+    delay: float | None = None
+    count: bool = True
 
-    # --- intake -------------------------------------------------------------
-    @abc.abstractmethod
-    def submit(self, spec: JobSpec) -> bool:
-        """Atomically mark ``spec.delivery_id`` seen and enqueue ``spec`` durably.
 
-        Returns False (and enqueues nothing) when the delivery was seen before,
-        so GitHub's redeliveries cause no second analysis or write. Also records
-        ``spec.head_sha`` as the PR's newest head (newest head wins).
-        """
+def run_job(handler: Handler, spec: JobSpec, state: "PRState", transient: tuple[type[BaseException], ...] = (),
+            **fields: Any) -> Outcome:
+    """Run ``handler`` once and classify how it ended (the one except/log ladder of both backends).
 
-    @abc.abstractmethod
-    def ready(self) -> None:
-        """Raise (any exception, one-line message) unless the store is reachable and writable."""
+    Only :class:`RetryLater` (the job's word that GitHub or the network failed)
+    and the store's own connection errors (``transient``) are retried. Every
+    other exception is permanent: retrying a bug or a hostile input only
+    repeats it, and the job has already published an error report where it could.
+    """
+    fields = {**fields, "attempt": spec.attempt, **spec.log_fields()}
+    log("job.start", **fields)
+    try:
+        handler(spec, state)
+    except RetryLater as exc:
+        log("job.retry", level=logging.WARNING, error=error_text(exc), counted=exc.count, **fields)
+        return Outcome("retry", error_text(exc), exc.delay, exc.count)
+    except transient as exc:
+        log("job.retry", level=logging.WARNING, error=error_text(exc), counted=True, **fields)
+        return Outcome("retry", error_text(exc))
+    except (PermanentFailure, MinbumpError) as exc:
+        cause = exc.__cause__  # a handler that wrapped a bug: keep where it happened for the operator
+        extra = {} if cause is None or isinstance(cause, MinbumpError) else {
+            "traceback": scrub("".join(traceback.format_exception(cause)))}
+        log("job.failed", level=logging.ERROR, error=error_text(exc), **extra, **fields)
+        return Outcome("failed", error_text(exc))
+    except Exception as exc:  # a bug: permanent, with its (scrubbed) traceback for the operator
+        log("job.failed", level=logging.ERROR, error=error_text(exc),
+            traceback=scrub(traceback.format_exc()), **fields)
+        return Outcome("failed", error_text(exc))
+    log("job.done", **fields)
+    return Outcome("done")
 
-    # --- worker -------------------------------------------------------------
-    @abc.abstractmethod
-    def run_worker(
-        self,
-        handler: Handler,
-        *,
-        stop: threading.Event,
-        worker_id: str | None = None,
-        burst: bool = False,
-        poll: float = 0.5,
-    ) -> int:
-        """Run jobs with ``handler`` until ``stop`` is set (or, with ``burst``, the queue is empty).
 
-        The handler raises :class:`RetryLater` for transient failures,
-        :class:`PermanentFailure` or ``bot.errors.MinbumpError`` for permanent ones;
-        any other exception is treated as transient until attempts run out.
-        Returns the number of jobs processed.
-        """
+class PRState(abc.ABC):
+    """Per pull request state shared by every worker: newest head, a lock, the bot's comment id."""
 
-    # --- failed jobs (operator) ---------------------------------------------
-    @abc.abstractmethod
-    def failed_jobs(self) -> list[FailedJob]:
-        """Jobs that gave up, oldest first."""
-
-    @abc.abstractmethod
-    def retry_failed(self, job_id: str) -> bool:
-        """Queue a failed job again (attempts reset); False when no such failed job."""
-
-    @abc.abstractmethod
-    def purge_failed(self, job_id: str | None = None) -> int:
-        """Forget one failed job, or all with ``None``; returns how many were removed."""
-
-    # --- per-PR state -------------------------------------------------------
     @abc.abstractmethod
     def acquire_pr_lock(self, repo: str, pr: int, owner: str, ttl: float) -> bool:
         """Take the PR's lock for ``ttl`` seconds (expires if the holder dies).
@@ -199,7 +207,7 @@ class Backend(abc.ABC):
 
     @contextlib.contextmanager
     def pr_lock(self, repo: str, pr: int, owner: str, ttl: float = 900.0) -> Iterator[bool]:
-        """``with backend.pr_lock(...) as got:``; ``got`` False means another worker holds it."""
+        """``with state.pr_lock(...) as got:``; ``got`` False means another worker holds it."""
         got = self.acquire_pr_lock(repo, pr, owner, ttl)
         try:
             yield got
@@ -219,8 +227,57 @@ class Backend(abc.ABC):
     def set_comment_id(self, repo: str, pr: int, comment_id: int | None) -> None:
         """Remember (or forget, with None) the bot's comment id for the PR."""
 
+
+class JobQueue(abc.ABC):
+    """Intake, the worker loop and the failed-job admin (``minbump jobs``)."""
+
+    retry_policy: RetryPolicy = RetryPolicy()
+
+    @abc.abstractmethod
+    def submit(self, spec: JobSpec) -> bool:
+        """Atomically mark ``spec.delivery_id`` seen and enqueue ``spec`` durably.
+
+        Returns False (and enqueues nothing) when the delivery was seen before,
+        so GitHub's redeliveries cause no second analysis or write. Also records
+        ``spec.head_sha`` as the PR's newest head (newest head wins).
+        """
+
+    @abc.abstractmethod
+    def ready(self) -> None:
+        """Raise (any exception, one-line message) unless the store is reachable and writable."""
+
+    @abc.abstractmethod
+    def run_worker(
+        self,
+        handler: Handler,
+        *,
+        stop: threading.Event,
+        worker_id: str | None = None,
+        burst: bool = False,
+        poll: float = 0.5,
+    ) -> int:
+        """Run jobs with ``handler`` (through :func:`run_job`) until ``stop`` is set (or, with
+        ``burst``, the queue is empty and no retry is due within seconds). Returns jobs run."""
+
+    @abc.abstractmethod
+    def failed_jobs(self) -> list[FailedJob]:
+        """Jobs that gave up, oldest first."""
+
+    @abc.abstractmethod
+    def retry_failed(self, job_id: str) -> bool:
+        """Queue a failed job again (attempts reset); False when no such failed job."""
+
+    @abc.abstractmethod
+    def purge_failed(self, job_id: str | None = None) -> int:
+        """Forget one failed job, or all with ``None``; returns how many were removed."""
+
     def close(self) -> None:
         """Release connections; the default does nothing."""
+
+
+class Backend(JobQueue, PRState):
+    """One store that serves both: the queue and the PR state live side by side (one SQLite
+    file, or one Redis), so a submit records the job and the PR's newest head atomically."""
 
 
 def data_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -245,11 +302,16 @@ __all__ = [
     "Backend",
     "FailedJob",
     "Handler",
+    "JobQueue",
     "JobSpec",
+    "Outcome",
+    "PRState",
     "Lease",
     "PermanentFailure",
     "RetryLater",
     "RetryPolicy",
+    "backoff",
     "data_dir",
     "get_backend",
+    "run_job",
 ]

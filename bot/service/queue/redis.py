@@ -29,6 +29,15 @@ the failed registry. What stock RQ lacks for this bot lives here:
 The job function (:func:`perform`) receives only the :class:`JobSpec` ids; it
 runs in the worker process itself (RQ's ``SimpleWorker`` model), which is what
 makes a SIGKILL of ``minbump worker`` kill the job too rather than orphan it.
+It runs the handler through the shared :func:`bot.service.queue.run_job` and
+tells RQ the outcome by raising RetryLater (retried) or PermanentFailure (not).
+
+RQ 3 through its public API: ``Queue.enqueue_call``/``enqueue_job``, the
+registries and ``clean_registries``, ``Worker.work(max_idle_time=...)`` (an idle
+worker returns, so the loop here sees its stop event), and the worker methods
+a subclass may override (``execute_job``, ``get_heartbeat_ttl``,
+``subscribe``). One private hook remains, ``_install_signal_handlers``: see
+:meth:`MinbumpWorker._install_signal_handlers` for why.
 """
 
 from __future__ import annotations
@@ -48,16 +57,16 @@ from typing import Any, Mapping
 
 import redis
 from rq import Queue, Retry
-from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.exceptions import AbandonedJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job, get_current_job
 from rq.registry import FailedJobRegistry, clean_registries
 from rq.serializers import JSONSerializer
-from rq.timeouts import JobTimeoutException, TimerDeathPenalty
+from rq.timeouts import TimerDeathPenalty
 from rq.worker import SimpleWorker
 from rq.worker_registration import clean_worker_registry
 
 from bot.errors import MinbumpError
-from bot.service.logs import error_text, scrub
+from bot.service.logs import error_text
 from bot.service.logs import log as slog
 from bot.service.queue import (
     Backend,
@@ -67,6 +76,8 @@ from bot.service.queue import (
     PermanentFailure,
     RetryLater,
     RetryPolicy,
+    backoff,
+    run_job,
 )
 
 log = logging.getLogger("minbump.redisq")
@@ -123,7 +134,8 @@ class RedisSettings:
     url: str
     prefix: str = "minbump"
     queue_name: str = "minbump"
-    job_timeout: int = 600
+    job_timeout: int = 120  # the job's own limit on its analysis (see bot.service.job)
+    job_grace: int = 600  # RQ's hard limit is job_timeout + this: fetch and publishing have their own
     lease_seconds: int = 30
     sweep_seconds: float = 10.0
     dedupe_ttl: int = 14 * 86400
@@ -145,6 +157,7 @@ class RedisSettings:
             prefix=env.get("MINBUMP_REDIS_PREFIX") or cls.prefix,
             queue_name=env.get("MINBUMP_RQ_QUEUE") or cls.queue_name,
             job_timeout=int(_env_number(env, "MINBUMP_JOB_TIMEOUT", cls.job_timeout, 1)),
+            job_grace=int(_env_number(env, "MINBUMP_JOB_GRACE", cls.job_grace, 0)),
             lease_seconds=lease,
             sweep_seconds=_env_number(env, "MINBUMP_SWEEP_SECONDS", min(cls.sweep_seconds, max(1.0, lease / 3)), 0.1),
             dedupe_ttl=int(_env_number(env, "MINBUMP_DEDUPE_DAYS", cls.dedupe_ttl / 86400, 1) * 86400),
@@ -183,26 +196,17 @@ def perform(spec: dict[str, Any]) -> str:
         job.meta["attempts"] = attempt
         job.save_meta()
     job_spec = JobSpec.from_dict(spec).with_attempt(attempt)
-    fields = {"job": job.id if job is not None else None, "attempt": attempt, **job_spec.log_fields()}
-    slog("job.start", **fields)
     try:
-        runtime.handler(job_spec, runtime.backend)
-    except RetryLater as exc:
-        slog("job.retry", level=logging.WARNING, error=error_text(exc), counted=exc.count, **fields)
-        raise
-    except (PermanentFailure, MinbumpError) as exc:
-        slog("job.failed", level=logging.ERROR, error=error_text(exc), **fields)
-        raise
-    except JobTimeoutException as exc:
-        slog("job.timeout", level=logging.ERROR, error=error_text(exc), **fields)
-        raise
-    except Exception as exc:
-        slog("job.error", level=logging.ERROR, error=error_text(exc), **fields)
-        raise
-    else:
-        slog("job.done", **fields)
+        outcome = run_job(runtime.handler, job_spec, runtime.backend,
+                          transient=(redis.ConnectionError, redis.TimeoutError),
+                          job=job.id if job is not None else None)
     finally:
         runtime.processed += 1
+    # RQ learns the outcome from an exception: _classify_failure maps these onto its retries.
+    if outcome.state == "retry":
+        raise RetryLater(outcome.error or "", delay=outcome.delay, count=outcome.count)
+    if outcome.state == "failed":
+        raise PermanentFailure(outcome.error or "")
     return "done"
 
 
@@ -221,14 +225,19 @@ def _override_next_interval(job: Job, seconds: float) -> None:
 def _classify_failure(job: Job, exc_type: type | None, exc_value: BaseException | None, tb: Any) -> bool:
     """RQ exception handler, run before RQ decides whether to retry: map our contract onto RQ.
 
-    PermanentFailure / MinbumpError: no retry (straight to the failed registry).
-    RetryLater: retry after its ``delay``; with ``count=False`` without using an attempt.
-    Anything else: RQ's Retry policy as enqueued. Returns True to let RQ log it too.
+    RetryLater (which :func:`perform` raises for everything :func:`run_job` calls
+    transient): retry after its ``delay``; with ``count=False`` without using an
+    attempt. A job whose worker died (AbandonedJobError, from RQ's registry
+    cleanup) keeps RQ's retries: that is the SIGKILL/OOM case. Anything else
+    (PermanentFailure, RQ's own job timeout): no retry, straight to the failed
+    registry. Returns True to let RQ log it too.
     """
-    if isinstance(exc_value, (PermanentFailure, MinbumpError)):
+    if isinstance(exc_value, AbandonedJobError):
+        return True
+    if not isinstance(exc_value, RetryLater):
         job.retries_left = 0
         return True
-    if isinstance(exc_value, RetryLater):
+    else:
         if not exc_value.count:
             job.retries_left = (job.retries_left or 0) + 1
             job.meta["attempts"] = max(0, int(job.meta.get("attempts", 1)) - 1)
@@ -241,6 +250,11 @@ def _classify_failure(job: Job, exc_type: type | None, exc_value: BaseException 
     return True
 
 
+class _IdleStop(SystemExit):
+    """Raised by the signal handler of an idle worker: RQ's loop and redis-py re-raise SystemExit
+    (a plain exception raised there can be swallowed and retried); ``run_worker`` ends on it."""
+
+
 class MinbumpWorker(SimpleWorker):
     """RQ's in-process worker with a short, renewed lease and a stop event.
 
@@ -248,14 +262,45 @@ class MinbumpWorker(SimpleWorker):
     work-horse publishing behind the back of the worker that re-runs the job.
     """
 
-    def __init__(self, *args: Any, backend: "RedisBackend", stop: threading.Event, poll: float, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, backend: "RedisBackend", stop: threading.Event, **kwargs: Any) -> None:
         self.minbump_backend = backend
         self.minbump_stop = stop
-        self.minbump_poll = max(1, int(math.ceil(poll)))
+        self._current: Job | None = None
+        self._current_guard = threading.Lock()
         super().__init__(*args, **kwargs)
         if threading.current_thread() is not threading.main_thread():
             # SIGALRM-based job timeouts only work in the main thread.
             self.death_penalty_class = TimerDeathPenalty
+
+    def _install_signal_handlers(self) -> None:
+        """The one private hook left. RQ's ``work`` installs SIGTERM/SIGINT handlers
+        unconditionally (Python allows that only in the main thread; ``minbump serve`` runs
+        workers in threads), and its handler raises StopRequested from wherever the main thread
+        is, e.g. inside a Redis read, where it can be lost (seen after a Redis restart: the
+        worker never stopped). Ours only sets the stop event: the job in hand finishes, and an
+        idle ``work`` returns within its ``max_idle_time``; a second signal exits at once."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        stop = self.minbump_stop
+
+        def on_signal(signum: int, frame: Any) -> None:
+            if stop.is_set():
+                raise SystemExit(1)
+            slog("worker.stopping", signal=signal.Signals(signum).name)
+            stop.set()
+            with self._current_guard:
+                idle = self._current is None
+            if idle:  # no job in hand (maybe RQ is waiting out a Redis outage): leave its loop now
+                raise _IdleStop()
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+
+    def subscribe(self) -> None:
+        """No command channel: RQ's listener thread reads with a 60 s timeout, and with redis-py 8
+        stopping it waits out that read, so every worker stop (and every idle restart of
+        :meth:`RedisBackend.run_worker`'s loop) could take a minute. Workers stop on SIGTERM/SIGINT
+        or their stop event instead of ``rq``'s shutdown command."""
 
     # A short heartbeat TTL is the lease: RQ's default adds 60 s to it.
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
@@ -263,27 +308,21 @@ class MinbumpWorker(SimpleWorker):
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         """Run the job here while the renewer thread keeps its lease (and its PR locks) alive."""
-        from rq.worker import WorkerStatus
-
-        execution = self.prepare_execution(job)
         self._ensure_renewer()
         with self._current_guard:
-            self._current = (job, execution)
+            self._current = job
         try:
-            self.perform_job(job, queue, execution)
+            super().execute_job(job, queue)
         finally:
             with self._current_guard:
                 self._current = None
             # A handler that took a PR lock without releasing it must not keep it renewed forever.
             self.minbump_backend.release_held_locks()
-        self.set_state(WorkerStatus.IDLE)
 
     def _ensure_renewer(self) -> None:
         """One renewer thread per worker (not per job: thread start-up showed in the per-job cost)."""
         if getattr(self, "_renewer", None) is not None:
             return
-        self._current: tuple[Job, Any] | None = None
-        self._current_guard = threading.Lock()
         self._renew_stop = threading.Event()
         interval = max(0.2, self.minbump_backend.settings.lease_seconds / 3)
 
@@ -291,13 +330,14 @@ class MinbumpWorker(SimpleWorker):
             while not self._renew_stop.wait(interval):
                 with self._current_guard:
                     current = self._current
-                if current is None:
+                execution = self.execution if current is not None else None
+                if current is None or execution is None:
                     continue
                 try:
-                    self.maintain_heartbeats(*current)
+                    self.maintain_heartbeats(current, execution)
                     self.minbump_backend.refresh_held_locks()
                 except redis.RedisError as exc:
-                    slog("job.lease_renewal_failed", level=logging.WARNING, job=current[0].id,
+                    slog("job.lease_renewal_failed", level=logging.WARNING, job=current.id,
                          error=error_text(exc))
 
         self._renewer = threading.Thread(target=renew, name=f"lease-{self.name}", daemon=True)
@@ -310,54 +350,6 @@ class MinbumpWorker(SimpleWorker):
             renewer.join(timeout=5)
             self._renewer = None
         super().teardown()
-
-    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
-        """Block in short slices so a stop request is noticed within ``poll`` seconds."""
-        if timeout is None:
-            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
-        while not self.minbump_stop.is_set():
-            result = super().dequeue_job_and_maintain_ttl(self.minbump_poll, self.minbump_poll)
-            if result is not None:
-                return result
-        self._stop_requested = True
-        return None
-
-    def handle_exception(self, job: Job, *exc_info: Any) -> None:
-        """Expected failures were logged as one line by :func:`perform`; only bugs get a traceback.
-
-        RQ logs every failure with its traceback; a user's mistake (MinbumpError)
-        or a transient GitHub error is not a bug, and tracebacks are scrubbed of
-        registered secrets before they reach the log.
-        """
-        from rq.job_lifecycle import call_exception_handlers, format_exc_info
-
-        exc_value = exc_info[1]
-        if not isinstance(exc_value, (RetryLater, PermanentFailure, MinbumpError, JobTimeoutException)):
-            self.log.error("job %s: unexpected exception\n%s", job.id, scrub(format_exc_info(exc_info)))
-        call_exception_handlers(self._exc_handlers, job, *exc_info)
-
-    def run_maintenance_tasks(self) -> None:
-        """Our locked sweep replaces RQ's (whose lock lives 15 min if a worker dies holding it)."""
-        self.minbump_backend.sweep(self)
-        self.last_cleaned_at = _utcnow()
-
-    def _install_signal_handlers(self) -> None:
-        """SIGTERM/SIGINT: finish the current job, then stop (a second signal stops at once)."""
-        if threading.current_thread() is not threading.main_thread():
-            return
-
-        def on_signal(signum: int, frame: Any) -> None:
-            self.minbump_stop.set()
-            self.request_stop(signum, frame)
-
-        signal.signal(signal.SIGINT, on_signal)
-        signal.signal(signal.SIGTERM, on_signal)
-
-
-def _utcnow() -> Any:
-    from rq.utils import now
-
-    return now()
 
 
 class RedisBackend(Backend):
@@ -425,7 +417,7 @@ class RedisBackend(Backend):
                     JOB_FUNC,
                     kwargs={"spec": spec.to_dict()},
                     job_id=job_id,
-                    timeout=self.settings.job_timeout,
+                    timeout=self.settings.job_timeout + self.settings.job_grace,
                     result_ttl=self.settings.result_ttl,
                     failure_ttl=self.settings.failure_ttl,
                     description=f"{spec.repo}#{spec.pr}@{spec.head_sha[:12]} {spec.event}.{spec.action}",
@@ -470,56 +462,46 @@ class RedisBackend(Backend):
         runtime = _Runtime(handler=handler, backend=self)
         _RUNTIMES[threading.get_ident()] = runtime
         base_name = worker_id or f"{socket.gethostname()}.{os.getpid()}"
-        backoff = 0.5
+        outages = 0  # consecutive failed starts: the wait before the next is backoff(outages, 0.5, 2, 30)
         previous = self._install_idle_signal_handlers(stop)
         finished = threading.Event()
         sweeper = threading.Thread(
             target=self._sweep_loop, args=(stop, finished), name="minbump-sweeper", daemon=True
         )
         sweeper.start()
+        idle = max(1, int(math.ceil(poll)))
+        worker: MinbumpWorker | None = None
         try:
             while not stop.is_set():
-                name = f"{base_name}.{uuid.uuid4().hex[:6]}"
                 try:
-                    conn = self._worker_connection()
-                    worker = MinbumpWorker(
-                        [Queue(self.settings.queue_name, connection=conn, serializer=JSONSerializer)],
-                        name=name,
-                        connection=conn,
-                        serializer=JSONSerializer,
-                        exception_handlers=[_classify_failure],
-                        worker_ttl=max(20, int(poll) + 15),
-                        maintenance_interval=max(1, int(self.settings.sweep_seconds)),
-                        job_monitoring_interval=max(1, self.settings.lease_seconds // 3),
-                        default_result_ttl=self.settings.result_ttl,
-                        backend=self,
-                        stop=stop,
-                        poll=poll,
-                    )
-                    worker.max_connection_wait_time = 10.0
+                    if worker is None:
+                        worker = self._new_worker(f"{base_name}.{uuid.uuid4().hex[:6]}", poll, stop)
+                    # RQ's own loop; it returns when idle for ``idle`` s (so a stop request, from
+                    # a signal or the embedding app, is seen within that and after the job in
+                    # hand), with ``burst`` when the queue is empty, or after a failure it could
+                    # not handle (Redis went away mid-job).
                     try:
-                        worker.work(burst=burst, logging_level=logging.getLevelName(log.getEffectiveLevel()))
-                    finally:
-                        # RQ's handlers are bound to this worker object; between workers, a
-                        # signal only has to set ``stop``.
-                        self._install_idle_signal_handlers(stop)
-                    backoff = 0.5
-                except (redis.ConnectionError, redis.TimeoutError) as exc:
-                    slog("worker.redis_unavailable", level=logging.WARNING, error=error_text(exc),
-                         retry_in=backoff)
+                        worker.work(burst=burst, max_idle_time=None if burst else idle,
+                                    logging_level="WARNING")  # our job.* lines are the log
+                    except _IdleStop:
+                        break
+                    if stop.is_set():
+                        break
+                    worker.connection.ping()  # an outage shows here, and takes the backoff below
+                    outages = 0
                 except redis.RedisError as exc:
-                    slog("worker.redis_error", level=logging.WARNING, error=error_text(exc), retry_in=backoff)
+                    worker, outages = None, outages + 1
+                    wait = backoff(outages, 0.5, 2.0, 30.0)
+                    unavailable = isinstance(exc, (redis.ConnectionError, redis.TimeoutError))
+                    slog("worker.redis_unavailable" if unavailable else "worker.redis_error",
+                         level=logging.WARNING, error=error_text(exc), retry_in=wait)
+                    stop.wait(wait)
+                    continue
                 if burst:
                     if not self._pending_soon():
                         break
                     stop.wait(0.2)
-                    self.sweep(None)  # moves retries that fell due to the queue
-                    continue
-                if not stop.is_set():
-                    # RQ's loop only returns on its own after a failure it could not handle
-                    # (e.g. Redis went away mid-job): wait, then start a fresh worker.
-                    stop.wait(backoff)
-                    backoff = min(30.0, backoff * 2)
+                    self.sweep()  # moves retries that fell due to the queue
         finally:
             for signum, handler_before in previous.items():
                 signal.signal(signum, handler_before)
@@ -527,6 +509,24 @@ class RedisBackend(Backend):
             sweeper.join(timeout=5)
             _RUNTIMES.pop(threading.get_ident(), None)
         return runtime.processed
+
+    def _new_worker(self, name: str, poll: float, stop: threading.Event) -> "MinbumpWorker":
+        conn = self._worker_connection()
+        worker = MinbumpWorker(
+            [Queue(self.settings.queue_name, connection=conn, serializer=JSONSerializer)],
+            name=name,
+            connection=conn,
+            serializer=JSONSerializer,
+            exception_handlers=[_classify_failure],
+            worker_ttl=max(20, int(poll) + 15),
+            maintenance_interval=max(1, int(self.settings.sweep_seconds)),
+            job_monitoring_interval=max(1, self.settings.lease_seconds // 3),
+            default_result_ttl=self.settings.result_ttl,
+            backend=self,
+            stop=stop,
+        )
+        worker.max_connection_wait_time = 10.0
+        return worker
 
     def _pending_soon(self, within: float = 5.0) -> bool:
         """Burst mode drains retries due within a few seconds too (as the SQLite backend does)."""
@@ -550,18 +550,20 @@ class RedisBackend(Backend):
         """Every ``sweep_seconds``, even while this worker is busy with a long job."""
         while not finished.wait(self.settings.sweep_seconds) and not stop.is_set():
             try:
-                self.sweep(None)
+                self.sweep()
             except redis.RedisError as exc:
                 log.debug("sweep skipped: %s", exc)  # the work loop reports the outage
             except Exception as exc:  # noqa: BLE001 - a sweeper bug must not kill the worker
                 slog("worker.sweep_failed", level=logging.ERROR, error=error_text(exc))
 
-    def sweep(self, worker: SimpleWorker | None) -> bool:
+    def sweep(self) -> bool:
         """One maintenance pass, by at most one worker at a time (a lock that expires by itself).
 
         Expired leases go through RQ's abandoned-job handling (retry or failed
-        registry); retries whose backoff elapsed are moved to the queue.
-        Returns False when another worker holds the sweep lock.
+        registry); retries whose backoff elapsed are moved to the queue. (RQ's
+        own maintenance, which also cleans its intermediate queue, runs in each
+        worker's loop beside this.) Returns False when another worker holds the
+        sweep lock.
         """
         lock_key = self._key("sweep-lock")
         token = uuid.uuid4().hex
@@ -569,12 +571,9 @@ class RedisBackend(Backend):
         if not self.conn.set(lock_key, token, nx=True, px=ttl_ms):
             return False
         try:
-            queue = self.queue
-            clean_registries(queue)
-            self._enqueue_due_retries(queue)
-            clean_worker_registry(queue)
-            if worker is not None:
-                queue.intermediate_queue.cleanup(worker, queue)
+            clean_registries(self.queue)
+            self._enqueue_due_retries(self.queue)
+            clean_worker_registry(self.queue)
         finally:
             self._release(keys=[lock_key], args=[token])
         return True
@@ -589,7 +588,7 @@ class RedisBackend(Backend):
         with self.conn.pipeline() as pipe:
             for job_id, job in zip(due, jobs):
                 if job is not None:
-                    queue._enqueue_job(job, pipeline=pipe, at_front=job.should_enqueue_at_front())
+                    queue.enqueue_job(job, pipeline=pipe)
                 registry.remove(job_id, pipeline=pipe)
             pipe.execute()
         return len(due)
