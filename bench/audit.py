@@ -59,7 +59,7 @@ def minbump_cmd(repo: Path) -> list[str]:
 
 def once(cmd: list[str]) -> tuple[float, bytes]:
     t = time.perf_counter()
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=c.env_with_root(), cwd=c.run_cwd())
+    p = subprocess.run(cmd, capture_output=True, env=c.env_with_root(), cwd=c.run_cwd())
     elapsed = time.perf_counter() - t
     if p.returncode != 0:
         err = p.stderr.decode(errors="replace").strip().splitlines()
@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in data["rows"]:
         verdicts[r["verdict"]] = verdicts.get(r["verdict"], 0) + 1
     print(f"pickaxe finds {len(out.split())} commits; audit read {data['commits_scanned']} commits touching "
-          f"watched files and made {len(data['rows'])} rows ({', '.join(f'{n} {v}' for v, n in sorted(verdicts.items()))})")
+          f"watched files and made {len(data['rows'])} rows "
+          f"({', '.join(f'{n} {v}' for v, n in sorted(verdicts.items()))})")
     tm, tf = c.alternate(lambda: once(mine)[0], lambda: once(floor)[0], args.pairs, warmup=0)
     ratios = c.pair_ratios(tm, tf)
     print("minbump runs: " + ", ".join(c.fmt_ms(x) for x in tm))

@@ -75,7 +75,7 @@ def minbump_args(repo: Path, meta: dict, fmt: str | None = None) -> list[str]:
 def minbump_once(repo: Path, meta: dict, fmt: str | None = None) -> float:
     args = minbump_args(repo, meta, fmt)
     t = time.perf_counter()
-    p = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=c.env_with_root(), cwd=c.run_cwd())
+    p = subprocess.run(args, capture_output=True, env=c.env_with_root(), cwd=c.run_cwd())
     elapsed = time.perf_counter() - t
     if p.returncode not in (0, 1) or not p.stdout.strip():
         err = p.stderr.decode(errors="replace").strip().splitlines()

@@ -117,8 +117,10 @@ def main(argv: list[str] | None = None) -> int:
                          "random 0-0.5 s (default 2)")
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for one comment")
     args = ap.parse_args(argv)
-    if not (c.have_module("bot/service/run.py") and c.have_module("bot/service/wsgi.py") and c.have_module("tests/support/fakegithub.py")):
-        print("e2e warm p95: pending (bot/service/run.py, bot/service/wsgi.py or tests/support/fakegithub.py does not exist yet)")
+    if not (c.have_module("bot/service/run.py") and c.have_module("bot/service/wsgi.py")
+            and c.have_module("tests/support/fakegithub.py")):
+        print("e2e warm p95: pending (bot/service/run.py, bot/service/wsgi.py or tests/support/fakegithub.py "
+              "does not exist yet)")
         return 0
     sys.path.insert(0, str(c.ROOT))
     from tests.support.fakegithub import FakeGitHub, payload_for, webhook_headers  # noqa: E402

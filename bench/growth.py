@@ -107,10 +107,10 @@ def svg(size_rows: list[dict], watch_rows: list[dict], path: Path) -> None:
         lo, hi = math.log10(min(xs)), math.log10(max(xs))
         span = (hi - lo) or 1.0
 
-        def X(v: float) -> float:
+        def X(v: float, x0: float = x0, lo: float = lo, span: float = span) -> float:
             return x0 + 20 + (math.log10(v) - lo) / span * (pw - 40)
 
-        def Y(ms: float) -> float:
+        def Y(ms: float, y0: float = y0) -> float:
             return y0 - ms / ymax * ph
 
         tick = 0.0
@@ -126,8 +126,8 @@ def svg(size_rows: list[dict], watch_rows: list[dict], path: Path) -> None:
             pts = [(X(r[key]), Y(r[field] * 1000)) for r in rows if r[field] is not None]
             if not pts:
                 continue
-            parts.append('<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>'
-                         % (color, " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)))
+            points = " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
+            parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{points}"/>')
             for x, y in pts:
                 parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{color}"/>')
             if field == "minbump_s":

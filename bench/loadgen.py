@@ -62,7 +62,8 @@ def pr_payload(number: int, head_sha: str, repo: str = "octo/nova", clone_url: s
           "base": {"label": f"{owner}:{base_ref}", "ref": base_ref, "sha": "0" * 40, "user": user,
                    "repo": repository}}
     return {"action": action, "number": number, "pull_request": pr, "repository": repository,
-            "sender": user, "installation": {"id": installation_id, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uNDI0Mg=="}}
+            "sender": user,
+            "installation": {"id": installation_id, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uNDI0Mg=="}}
 
 
 def sign(body: bytes, secret: str) -> str:

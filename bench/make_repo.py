@@ -345,12 +345,12 @@ METHOD_TEMPLATES = [
 
 def iso(day: str, hour: int = 12) -> int:
     """Epoch seconds of a UTC date (YYYY-MM-DD) at ``hour``."""
-    d = dt.datetime.fromisoformat(day).replace(tzinfo=dt.timezone.utc)
+    d = dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC)
     return int(d.timestamp()) + hour * 3600 if len(day) == 10 else int(d.timestamp())
 
 
 def fmt_version(v: tuple[int, int, int]) -> str:
-    return "(%d, %d, %d)" % v
+    return "({:d}, {:d}, {:d})".format(*v)
 
 
 class DriverModel:

@@ -117,8 +117,8 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def measure(url: str, workers: int, jobs: int, scenario: "Scenario", tag: str,
-            web: "WebServer | None") -> dict[str, Any]:
+def measure(url: str, workers: int, jobs: int, scenario: Scenario, tag: str,
+            web: WebServer | None) -> dict[str, Any]:
     """Start ``workers`` worker processes on queue ``tag``, push ``jobs`` jobs, time until all finished."""
     from bot.service.queue.redis import RedisBackend
 
@@ -254,7 +254,8 @@ class WebServer:
                                    "MINBUMP_DATA_DIR": str(workdir / "web-data")})
         opts, self.settings = gunicorn_options()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", *opts, "--bind", f"127.0.0.1:{self.port}", "bot.service.wsgi:create_app()"],
+            [sys.executable, "-m", "gunicorn", *opts, "--bind", f"127.0.0.1:{self.port}",
+             "bot.service.wsgi:create_app()"],
             env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         import http.client
 

@@ -296,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"p99 ack: minbump {r['web_p99']:.1f} ms (worst round {r['web_p99_max']:.1f} ms, p50 {r['web_p50']:.1f} ms); "
           f"bare {r['bare_p99']:.1f} ms")
     if not r["have_web"]:
-        print(f"ratio webhook/bare throughput: pending (bot/service/wsgi.py does not exist yet; bare/bare = {r['ratio']:.2f})")
+        print("ratio webhook/bare throughput: pending "
+              f"(bot/service/wsgi.py does not exist yet; bare/bare = {r['ratio']:.2f})")
         return 0
     ok = r["ratio"] >= RATIO_TARGET and r["web_p99"] < P99_TARGET_MS
     print(f"ratio webhook/bare throughput: {r['ratio']:.2f} (median of {args.pairs} alternating pairs; "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime, UTC
 
 import pytest
 
@@ -16,7 +16,7 @@ from bot.core.dates import optional_day, parse_day
     ("2016-04-07T23:30:00Z", date(2016, 4, 7)),
     ("2016-04-07 10:00:00", date(2016, 4, 7)),
     (date(2016, 4, 7), date(2016, 4, 7)),
-    (datetime(2016, 4, 7, 23, 59, tzinfo=timezone.utc), date(2016, 4, 7)),
+    (datetime(2016, 4, 7, 23, 59, tzinfo=UTC), date(2016, 4, 7)),
 ])
 def test_parse_day_reads_what_yaml_json_and_users_give(value, want):
     got = parse_day(value)

@@ -83,7 +83,8 @@ def test_every_libvirt_raise_in_nova_history_was_warned(history):
     assert "ubuntu-14.04" in pike[4] and pike[3] == "warn"
 
 
-RC1_WEEKS = 3  # OpenStack cuts RC1 and the stable/<series> branch at week R-3 of each cycle (openstack/releases schedules)
+# OpenStack cuts RC1 and the stable/<series> branch at week R-3 of each cycle (openstack/releases schedules)
+RC1_WEEKS = 3
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +129,7 @@ def test_raises_after_the_rc1_cut_ship_in_the_next_release(history_with_branches
     repo, cases = history_with_branches
     assert len(cases) >= 9
     misjudged = []
-    for base, head, cut, ships, rows, row, nxt in cases:
+    for base, head, cut, ships, rows, _row, nxt in cases:
         r = run_refs(repo.path, base, head)
         assert (r.target_release["tag"], r.target_release["how"]) == (ships.tag, "topology"), ships.name
         assert r.previous_release["tag"] == cut.tag

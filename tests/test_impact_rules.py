@@ -222,7 +222,8 @@ def test_unreadable_value_is_not_a_removal(repo, expr):
     assert "raises" not in r.summary and "cannot read MIN_LIBVIRT_VERSION" in r.summary
     assert r.effective == []  # neither lowered nor removed
     md = render_markdown(r, link_base="https://github.com/o/r/blob/" + r.head + "/")
-    assert f"`MIN_LIBVIRT_VERSION` = `{expr}` at [`{DRV}:{line}`](https://github.com/o/r/blob/{r.head}/{DRV}#L{line})" in md
+    link = f"https://github.com/o/r/blob/{r.head}/{DRV}#L{line}"
+    assert f"`MIN_LIBVIRT_VERSION` = `{expr}` at [`{DRV}:{line}`]({link})" in md
 
 
 def test_unreadable_per_arch_table_and_strictness(repo, tmp_path):

@@ -33,7 +33,7 @@ def host(gh, tmp_path, head_files=None, config=CONFIG):
     """The nova bump (or ``head_files`` instead of its head), the base's config being ``config``."""
     work, base, head = nova_repo(tmp_path / "nova", head_files=head_files)
     if config != CONFIG:  # rewrite the base's config (the bot reads it from the base branch)
-        base = work.commit({".github/minbump.yml": config}, date="2016-09-02T10:00:00+00:00")
+        work.commit({".github/minbump.yml": config}, date="2016-09-02T10:00:00+00:00")
         work.checkout("bump")
         work.git("rebase", "-q", "main")
         head = work.git("rev-parse", "HEAD").strip()

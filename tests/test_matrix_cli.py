@@ -75,7 +75,8 @@ def test_what_if_8_0_0_on_epoxy_day_names_debian_11():
     assert len(deb) == 1 and deb[0]["shipped"] == "7.0.0" and deb[0]["required"] == "8.0.0"
     assert deb[0]["mitigations"][0]["name"] == "bullseye-backports"
     table = _run("matrix", "what-if", "libvirt", "8.0.0", "--as-of", "2025-04-02").stdout
-    assert re.search(r"Debian 11 \(bullseye\) +7\.0\.0 +support ended 2024-08-14 +mitigation: bullseye-backports", table)
+    assert re.search(r"Debian 11 \(bullseye\) +7\.0\.0 +support ended 2024-08-14 +mitigation: bullseye-backports",
+                     table)
 
 
 def test_what_if_0_10_2_on_mitaka_day_names_precise_and_wheezy_with_mitigations():

@@ -340,7 +340,8 @@ def test_new_facts_carry_sources_and_the_nova_disagreements_are_kept(matrix):
     assert any(c.startswith("eol:") and "2026-06-10" in c and "Chosen: 2026-07-11" in c
                for c in by_id["debian-12"]["conflicts"])
     # release-day values next to the later updates
-    assert by_id["sles-15.0"]["ships"]["qemu"]["ga"] == "2.11.1" and by_id["sles-15.0"]["ships"]["qemu"]["version"] == "2.11.2"
+    sles_qemu = by_id["sles-15.0"]["ships"]["qemu"]
+    assert sles_qemu["ga"] == "2.11.1" and sles_qemu["version"] == "2.11.2"
     assert by_id["opensuse-15.2"]["ships"]["qemu"]["ga"] == "4.2.0"
     for pid, word in (("debian-13", "NOVA_MATRIX"), ("opensuse-15.3", "NOVA_MATRIX"), ("rhel-7", "NOVA_MATRIX"),
                       ("rhel-8", "NOVA_MATRIX")):
@@ -360,7 +361,8 @@ def test_hypervisors_where_the_sources_say():
 def test_audit_lists_unknown_and_low_confidence_cells_of_supported_releases():
     raw = {"data_as_of": "2026-12-04", "platforms": [
         {"id": "x-1", "distro": "x", "release": "1", "released": "2020-01-01", "eol": "2030-01-01",
-         "ships": {"libvirt": {"version": None, "confidence": "low"}, "qemu": {"version": "8.2.0", "confidence": "low"}}},
+         "ships": {"libvirt": {"version": None, "confidence": "low"},
+                   "qemu": {"version": "8.2.0", "confidence": "low"}}},
         {"id": "x-2", "distro": "x", "release": "2", "released": "2020-01-01", "eol": "2025-01-01",
          "ships": {"libvirt": {"version": None, "confidence": "low"}}},          # ended: not listed
         {"id": "x-3", "distro": "x", "release": "3", "released": "2027-01-01", "eol": "2032-01-01",

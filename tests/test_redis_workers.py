@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from bot.service.queue.redis import RedisBackend
 from tests.support.redis_server import (  # noqa: F401

@@ -31,14 +31,15 @@ def _table(doc: dict) -> str:
         verdict = escape(r["verdict"]) + (f"<br><small>{escape(r['error'])}</small>" if r.get("error") else "")
         dropped = (f"{r['dropped']}: " + escape(", ".join(r["dropped_names"]))) if r["dropped"] else "0"
         cells = [escape(r["date"]), f"<code>{escape(r['sha'])}</code>", escape(r["subject"]), escape(r["release"]),
-                 escape(r["changes"]).replace("; ", "<br>").replace(" -&gt; ", "&nbsp;→&nbsp;"), verdict, dropped, escape(r["warned"])]
+                 escape(r["changes"]).replace("; ", "<br>").replace(" -&gt; ", "&nbsp;→&nbsp;"), verdict, dropped,
+                 escape(r["warned"])]
         out.append("<tr>" + "".join(f'<td class="{escape(r["verdict"])}">{c}</td>' if i == 5 else f"<td>{c}</td>"
                                     for i, c in enumerate(cells)) + "</tr>")
     out.append("</tbody></table>")
     return "\n".join(out)
 
 
-def _charts(doc: dict, matrix: "Matrix", calendar: "Calendar | None") -> str:
+def _charts(doc: dict, matrix: Matrix, calendar: Calendar | None) -> str:
     components = list(doc["timeline"])
     if not components:
         return "<p>No watched constant changed: nothing to chart.</p>"
@@ -55,7 +56,7 @@ def _charts(doc: dict, matrix: "Matrix", calendar: "Calendar | None") -> str:
     return "\n".join(parts)
 
 
-def render_html(doc: dict, matrix: "Matrix", calendar: "Calendar | None") -> str:
+def render_html(doc: dict, matrix: Matrix, calendar: Calendar | None) -> str:
     title = f"minbump audit of {doc['branch']}"
     counts: dict[str, int] = {}
     for row in doc["rows"]:

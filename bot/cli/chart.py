@@ -9,7 +9,6 @@ lines and each still-supported platform a raise dropped as a red cross.
 from __future__ import annotations
 
 import io
-from datetime import date
 
 from bot.core.version import Version
 
@@ -54,7 +53,7 @@ def draw(data: dict, fmt: str = "svg") -> bytes:
         for base, members in groups.items():
             members.sort(key=lambda p: p[1])
             labelled: set[str] = set()
-            for i, (label, released, stop, version) in enumerate(members):
+            for i, (label, released, stop, _version) in enumerate(members):
                 # Releases shipping the same version share its row, spread a little so each stays readable.
                 yy = base + (i - (len(members) - 1) / 2) * min(0.7 / max(len(members), 1), 0.22)
                 ax.hlines(yy, max(released, start), min(stop, end), color="#9aa5b1", linewidth=3, alpha=0.6)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import sys
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -94,7 +95,7 @@ def _config_bits(config_path: str | None) -> tuple[list[Path], int | None]:
     return [root / m for m in cfg.matrix], cfg.max_data_age_days
 
 
-def _load(matrix_files: tuple[str, ...], config_path: str | None = None) -> tuple["Matrix", int | None]:
+def _load(matrix_files: tuple[str, ...], config_path: str | None = None) -> tuple[Matrix, int | None]:
     from bot.errors import MinbumpError
     from bot.data.matrix import with_overrides
 
@@ -121,7 +122,7 @@ def _check_override(path: Path) -> None:
         raise MinbumpError(f"{errors[0]}{more}")
 
 
-def _components(matrix: "Matrix", component: str | None) -> list[str]:
+def _components(matrix: Matrix, component: str | None) -> list[str]:
     from bot.errors import MinbumpError
 
     known = list(matrix.components)
@@ -138,7 +139,7 @@ def _default_age() -> int:
     return DEFAULT_MAX_DATA_AGE_DAYS
 
 
-def _warn_freshness(matrix: "Matrix", max_age: int) -> None:
+def _warn_freshness(matrix: Matrix, max_age: int) -> None:
     from bot.core.matrix import freshness_warning
 
     msg = freshness_warning(matrix, _today(), max_age)

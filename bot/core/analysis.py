@@ -6,6 +6,10 @@ differ only in how they gather these inputs and publish the result.
 
 from __future__ import annotations
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TypeGuard
+
 from datetime import date, timedelta
 
 from bot.core import deprecation, policy_changes
@@ -13,7 +17,8 @@ from bot.core.calendar import Calendar, Release, ReleasePlan, plan_by_date
 from bot.core.classify import classify
 from bot.core.config import CONFIG_PATH, Config
 from bot.core.deprecation import Constant, Snapshot
-from bot.core.extract import DEFAULT_LITERALS, FileScan, IntValue, Raw, Ref, Unsupported, check_region, default_filter, scan_source
+from bot.core.extract import (DEFAULT_LITERALS, FileScan, IntValue, Raw, Ref, Unsupported, check_region, default_filter,
+                              scan_source)
 from bot.core.impact import dropped
 from bot.core.matrix import Matrix, freshness_warning
 from bot.core.report import Report, way_out
@@ -86,7 +91,7 @@ def _decode(raw_value, name: str, cfg: Config, table: dict[str, tuple[Raw, str]]
     return None, "not a version"
 
 
-_SCANS: dict[tuple[str, int, int], object] = {}
+_SCANS: dict[tuple[str, int, int, tuple[str, ...]], object] = {}
 
 
 def _scan(path: str, data: bytes, cfg: Config):
@@ -164,7 +169,8 @@ def effective(snap: Snapshot) -> dict[tuple[str, str | None, str | None], tuple[
             k = (c.component, c.arch, c.hypervisor)
             if k not in scoped or c.value > scoped[k][0]:
                 scoped[k] = (c.value, c)
-    out = {(comp, None, None): v for comp, v in glob.items()}
+    out: dict[tuple[str, str | None, str | None], tuple[Version, Constant]] = {
+        (comp, None, None): v for comp, v in glob.items()}
     for k, (v, c) in scoped.items():
         g = glob.get(k[0])
         out[k] = (v, c) if g is None or v >= g[0] else g
@@ -196,7 +202,7 @@ def _changed_region(old: str, new: str) -> tuple[int, int] | None:
 
 # ---------------------------------------------------------------- analyze ---
 
-def _unreadable(c: Constant | None) -> bool:
+def _unreadable(c: Constant | None) -> TypeGuard[Constant]:
     """A watched hard or next constant whose value minbump cannot read: never taken as removed."""
     return c is not None and c.kind in ("hard", "next") and c.value is None
 
@@ -256,15 +262,16 @@ def _judge(inp: Inputs) -> Report:
     unreadable: list[dict] = []
     for key in sorted(set(base.constants) | set(head.constants)):
         old, new = base.constants.get(key), head.constants.get(key)
-        ov, nv = (old.shown() if old else None), (new.shown() if new else None)
+        old_shown, new_shown = (old.shown() if old else None), (new.shown() if new else None)
         o_expr = expression(base.files.get(old.file), old.line) if _unreadable(old) else None
         n_expr = expression(head.files.get(new.file), new.line) if _unreadable(new) else None
-        if ov == nv and (o_expr == n_expr or not _unreadable(new)) and bool(old) == bool(new):
+        if old_shown == new_shown and (o_expr == n_expr or not _unreadable(new)) and bool(old) == bool(new):
             continue
         c = new or old
         assert c is not None
         entry = {"constant": c.name, "file": c.file, "line": c.line, "component": c.component,
-                 "kind": c.kind, "scope": {"arch": c.arch, "hypervisor": c.hypervisor}, "old": ov, "new": nv}
+                 "kind": c.kind, "scope": {"arch": c.arch, "hypervisor": c.hypervisor}, "old": old_shown,
+                 "new": new_shown}
         if new is None:
             entry["removed"] = True
         elif _unreadable(new):
@@ -277,9 +284,9 @@ def _judge(inp: Inputs) -> Report:
             entry["note"] = (new.note if new else None) or (old.note if old else None)
         report.changes.append(entry)
     for key in set(head.constants) & set(base.constants):
-        o, n = base.constants[key], head.constants[key]
-        if o.shown() == n.shown() and o.file != n.file:
-            report.notes.append(f"{n.name} moved from {o.file} to {n.file} with the same value")
+        was, now = base.constants[key], head.constants[key]
+        if was.shown() == now.shown() and was.file != now.file:
+            report.notes.append(f"{now.name} moved from {was.file} to {now.file} with the same value")
 
     if report.errors and any(e["ref"] == "head" for e in report.errors):
         report.verdict = "neutral"
@@ -371,7 +378,7 @@ def _judge(inp: Inputs) -> Report:
         })
 
     # Feature gates a raised hard minimum made pointless.
-    for scope, ov, nv, const in raised:
+    for scope, ov, nv, _const in raised:
         comp, arch, hv = scope
         for c in head.constants.values():
             if c.kind == "feature" and c.component == comp and c.value is not None and c.value <= nv \

@@ -11,7 +11,7 @@ import re
 from datetime import date
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Iterable
+    from collections.abc import Iterable
 
 from bot.errors import ConfigError, MinbumpError
 from bot.core.dates import parse_day as _day
@@ -78,7 +78,8 @@ def from_tags(tags: Iterable[tuple[str, str, str]], pattern: str | None = None,
     for tag, _sha, when in tags:
         if not rx.fullmatch(tag):
             continue
-        if final_only and re.search(r"(rc|alpha|beta|a|b)\d*$", tag, re.I) and not re.fullmatch(DEFAULT_TAG_PATTERN, tag):
+        if final_only and re.search(r"(rc|alpha|beta|a|b)\d*$", tag, re.I) \
+                and not re.fullmatch(DEFAULT_TAG_PATTERN, tag):
             continue
         try:
             day = _day(when) if when else None

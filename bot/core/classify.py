@@ -34,7 +34,7 @@ class Meaning(Record):
     per_arch: bool = False
 
 
-def classify(name: str, cfg: "Config") -> Meaning | None:
+def classify(name: str, cfg: Config) -> Meaning | None:
     """The meaning of `name`, or None when minbump should not watch it."""
     override = cfg.constants.get(name) or {}
     if override.get("ignore"):
@@ -57,7 +57,7 @@ def classify(name: str, cfg: "Config") -> Meaning | None:
 _MAPS: dict[int, tuple[object, object, dict[str, str], dict[str, str]]] = {}
 
 
-def _token_maps(cfg: "Config") -> tuple[dict[str, str], dict[str, str]]:
+def _token_maps(cfg: Config) -> tuple[dict[str, str], dict[str, str]]:
     """Upper-cased token maps, built once per config (a module may hold 1,000 constants)."""
     hit = _MAPS.get(id(cfg))
     if hit is None or hit[0] is not cfg.components or hit[1] is not cfg.hypervisors:
@@ -69,7 +69,7 @@ def _token_maps(cfg: "Config") -> tuple[dict[str, str], dict[str, str]]:
     return hit[2], hit[3]
 
 
-def _from_name(name: str, cfg: "Config") -> Meaning | None:
+def _from_name(name: str, cfg: Config) -> Meaning | None:
     tokens = name.upper().split("_")
     if tokens[:2] == ["NEXT", "MIN"]:
         kind, rest = "next", tokens[2:]

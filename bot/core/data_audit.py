@@ -103,7 +103,8 @@ def missing_releases(matrix: Matrix, known: list[KnownRelease] | tuple[KnownRele
 
 def audit(matrix: Matrix, day: date, rule: str = "standard",
           known: list[KnownRelease] | tuple[KnownRelease, ...] = ()) -> list[Finding]:
-    """The whole list, unknown cells first (they make answers incomplete), then low confidence, then missing releases."""
+    """The whole list, unknown cells first (they make answers incomplete), then low confidence, then missing
+    releases."""
     order = {UNKNOWN: 0, LOW: 1, MISSING: 2}
     found = weak_cells(matrix, day, rule) + missing_releases(matrix, known, day)
     return sorted(found, key=lambda f: order[f.kind])  # stable: matrix order within a kind

@@ -8,6 +8,9 @@ request itself, has warned nobody yet.
 
 from __future__ import annotations
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 from bot.core.calendar import Release
 from bot.core.extract import FileScan, uses
@@ -66,7 +69,7 @@ def check(component: str, scope: tuple[str | None, str | None], new: Version, co
           old: Version | None, previous: Release | None, prev_snap: Snapshot | None,
           base_snap: Snapshot, prev_missing_reason: str | None) -> dict:
     """One `deprecation` entry of the JSON contract."""
-    entry = {
+    entry: dict[str, Any] = {
         "constant": constant, "component": component,
         "scope": {"arch": scope[0], "hypervisor": scope[1]},
         "old": vstr(old), "new": vstr(new), "warned": False,

@@ -96,9 +96,9 @@ def mitigations_for(matrix: Matrix, p: Platform, component: str, need: Version, 
     # Oldest sufficient add-on first: the smallest step out.
     for addon in sorted((a for a in addons if _addon_ok(matrix, a, component, need, day)),
                         key=lambda a: a.ships[component]):
-        m = _addon_mitigation(addon, component)
-        if m not in out:
-            out.append(m)
+        mitigation = _addon_mitigation(addon, component)
+        if mitigation not in out:
+            out.append(mitigation)
     if minor is not None:
         for m in available_minors(matrix, p, day):
             cell = m.ships.get(component)
@@ -229,7 +229,7 @@ def _judge_unit(matrix: Matrix, p: Platform, m: Minor | None, minors: list[Minor
         return addon.ships[c] if addon is not None and c in addon.ships else base[c].version
 
     def in_use(addon: Addon | None) -> bool:
-        return all(version(addon, c) is None or version(addon, c) >= o for c, o in olds.items() if c in base)
+        return all((v := version(addon, c)) is None or v >= o for c, o in olds.items() if c in base)
 
     via: Addon | None = None
     if not in_use(None):

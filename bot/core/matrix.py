@@ -8,13 +8,13 @@ fact keeps its sources and confidence so a report can say why it believes
 from __future__ import annotations
 
 from datetime import date
+from typing import overload  # typing is loaded already (bot.core.dates)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pathlib import Path
-    from typing import Any, Iterable
+    from collections.abc import Iterable
+    from typing import Any
 
-from bot.errors import MinbumpError
 from bot.core.dates import optional_day as _day
 from bot.core.version import Version
 from bot.core.records import Record, factory
@@ -35,7 +35,12 @@ ARCH_ALIASES = {
 }
 
 
+@overload
+def norm_arch(name: str) -> str: ...
+@overload
+def norm_arch(name: None) -> None: ...
 def norm_arch(name: str | None) -> str | None:
+    """A spelling-independent architecture name (x86-64 and amd64 are one); None stays None."""
     if name is None:
         return None
     key = str(name).strip().lower().replace("-", "_")

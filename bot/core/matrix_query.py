@@ -87,7 +87,7 @@ def what_if_groups(matrix: Matrix, impacted: list[dict], day: date, rule: str) -
             continue
         p = matrix.get(i["platform"])
         minor = next((m for m in matrix.minors_of(p) if m.minor == i["minor"]), None) if p and i["minor"] else None
-        if i["still_supported"] and minor is not None:
+        if i["still_supported"] and p is not None and minor is not None:
             end = matrix.minor_support_end(p, minor, rule)
             if not matrix.minor_supported(p, minor, day, rule):
                 i = {**i, "still_supported": False, "support_end": end.isoformat() if end else i["support_end"],

@@ -13,7 +13,8 @@ _MISSING = object()
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable, TypeVar, dataclass_transform
+    from collections.abc import Callable
+    from typing import TypeVar, dataclass_transform
 
     _T = TypeVar("_T")
 

@@ -216,7 +216,8 @@ def render_markdown(report: Report, max_rows: int = 200, *, link_base: str | Non
     unreadable = [c for c in r.changes if c.get("unreadable")]
     if unreadable:
         out += ["### Cannot read the new value", "",
-                "minbump reads versions with `ast` and never runs code; these are judged as unknown, not as removed:", ""]
+                "minbump reads versions with `ast` and never runs code; these are judged as unknown, not as removed:",
+                ""]
         out += [f"- `{c['constant']}` = `{c.get('expression') or '?'}` at {_where(c['file'], c['line'], link_base)}"
                 for c in unreadable]
         out.append("")
@@ -255,16 +256,16 @@ def render_markdown(report: Report, max_rows: int = 200, *, link_base: str | Non
             body.append(f"| `{c['constant']}` | {c['kind']} | {_scope(c['scope'])} | {c['old'] or '—'} | "
                         f"{new} | {_where(c['file'], c['line'], link_base)} |")
         out += _details(f"Minimums changed ({len(r.changes)})", body)
-    for n in r.next_drops:
-        rel = n["release"]
-        when = f"{rel['name']} ({rel['date']})" if rel else n["as_of"]
-        still = [d for d in n["impacted"] if d["still_supported"]]
+    for nd in r.next_drops:
+        rel = nd["release"]
+        when = f"{rel['name']} ({rel['date']})" if rel else nd["as_of"]
+        still = [d for d in nd["impacted"] if d["still_supported"]]
         count = len(_rows(still))
         body = [f"When it becomes the minimum, as of {when} it would drop "
                 f"{count} still-supported platform{'s' if count != 1 else ''}."]
         if still:
             body += [""] + _platform_table(still, max_rows)
-        out += _details(f"Announced: <code>{n['constant']}</code> = {n['value']}", body)
+        out += _details(f"Announced: <code>{nd['constant']}</code> = {nd['value']}", body)
     if r.obsolete_feature_minimums:
         body = ["These feature minimums are at or below the new hard minimum; their version checks can go:", ""]
         body += [f"- `{o['constant']}` = {o['value']} ≤ {o['hard_minimum']} ({_where(o['file'], o['line'], link_base)})"

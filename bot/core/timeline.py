@@ -134,7 +134,8 @@ def chart_data(component: str, rows: list[dict], matrix: Matrix, calendar: Calen
         day = parse_day(r["date"])
         for c in r.get("changes", []):
             scope = c.get("scope") or {}
-            if c["component"] != component or scope.get("arch") or scope.get("hypervisor") or c["kind"] not in ("hard", "next"):
+            if c["component"] != component or scope.get("arch") or scope.get("hypervisor") \
+                    or c["kind"] not in ("hard", "next"):
                 continue
             series = hard if c["kind"] == "hard" else nxt
             if not series and c["old"]:
@@ -174,5 +175,5 @@ def chart_data(component: str, rows: list[dict], matrix: Matrix, calendar: Calen
     releases = [(r.date, r.name) for r in (calendar.releases if calendar else []) if start <= r.date <= end]
     versions = {Version.parse(v) for _, v in hard + nxt} | {Version.parse(p[3]) for p in platforms} \
         | {Version.parse(d[1]) for d in drops}
-    return {"axis": [str(v) for v in sorted(versions)], "component": component, "hard": hard, "next": nxt, "platforms": platforms, "releases": releases,
-            "drops": drops, "start": start, "end": end}
+    return {"axis": [str(v) for v in sorted(versions)], "component": component, "hard": hard, "next": nxt,
+            "platforms": platforms, "releases": releases, "drops": drops, "start": start, "end": end}

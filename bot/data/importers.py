@@ -411,7 +411,8 @@ def import_repology(matrix: dict, payload: Any, component: str, today: date) -> 
             key = f"addons.backports.{component}"
             if not addons:
                 if plat.get("distro") != "debian":
-                    result.changes.append(Change(pid, key, None, f"{v} in backports; no backports add-on to update", "skipped"))
+                    result.changes.append(Change(pid, key, None, f"{v} in backports; no backports add-on to update",
+                                                 "skipped"))
                     continue
                 name = f"{plat.get('codename') or plat.get('release')}-backports"
                 plat.setdefault("addons", []).append({"name": name, "kind": "debian-backports",

@@ -7,7 +7,8 @@ import os
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
-    from typing import Any, Iterable
+    from collections.abc import Iterable
+    from typing import Any
 
 from bot.core.matrix import Matrix, apply_override, from_raw
 from bot.data.paths import policy_file, read_bytes

@@ -11,10 +11,12 @@ one `GitRepo` (one `git cat-file --batch`), with the tag list and blobs read onc
 
 from __future__ import annotations
 
+import io
 import subprocess
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, UTC
 from pathlib import Path
-from typing import Any, Iterator
+from collections.abc import Generator, Iterator
+from typing import Any
 
 from bot.core.analysis import snapshot
 from bot.core.config import CONFIG_PATH
@@ -48,6 +50,7 @@ class AuditRepo(GitRepo):
         proc = subprocess.Popen(["git", "-C", self.path, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 stdin=subprocess.DEVNULL, env=self._env)
         assert proc.stdout is not None and proc.stderr is not None
+        assert isinstance(proc.stdout, io.BufferedReader)  # bufsize=-1: Popen buffers the pipe, so read1 exists
         try:
             pending = b""
             while chunk := proc.stdout.read1(1 << 16):
@@ -97,7 +100,7 @@ def _bound(g: GitRepo, value: str | None, option: str) -> tuple[datetime | None,
         return None, False
     try:
         day = parse_day(value)
-        return datetime(day.year, day.month, day.day, tzinfo=timezone.utc), False
+        return datetime(day.year, day.month, day.day, tzinfo=UTC), False
     except ValueError:
         pass
     sha = g.try_resolve(value)
@@ -145,7 +148,7 @@ class Audit:
         self._order: dict[str, int] = {}  # sha -> place in the walk (newest first)
         self._tree_files: dict[str, frozenset[tuple[str, str]]] = {}
 
-    def __enter__(self) -> "Audit":
+    def __enter__(self) -> Audit:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -155,7 +158,7 @@ class Audit:
         self.g.close()
 
     # ----------------------------------------------------------------- walk
-    def walk(self) -> Iterator[LogEntry]:
+    def walk(self) -> Generator[LogEntry, None, None]:
         """First-parent commits that touch a watched path, newest first, as `git log` finds them.
 
         Streamed, so judging overlaps git's walk of the history (the two use
@@ -171,7 +174,7 @@ class Audit:
                 continue
             shas, ct, subject = record.split("\x01", 2)
             sha, *parents = shas.split()
-            entry = LogEntry(sha, parents[0] if parents else None, datetime.fromtimestamp(int(ct), timezone.utc),
+            entry = LogEntry(sha, parents[0] if parents else None, datetime.fromtimestamp(int(ct), UTC),
                              subject)
             if held is not None:
                 held.older = sha

@@ -11,6 +11,7 @@ from datetime import date
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
 from bot.core import calendar as calendars
@@ -126,12 +127,12 @@ def release_plan(g: GitRepo, calendar: calendars.Calendar | None, anchor: str, h
         g.answer(answer, facts, anchor, head_sha)  # each round settles new tags, so this ends
 
 
-def _opened(repo: "str | Path | GitRepo") -> "GitRepo | nullcontext[GitRepo]":
+def _opened(repo: str | Path | GitRepo) -> GitRepo | nullcontext[GitRepo]:
     """A path is opened (and closed) here; an open GitRepo stays open: `minbump audit` judges many pairs on one."""
     return nullcontext(repo) if isinstance(repo, GitRepo) else GitRepo(repo)
 
 
-def run_refs(repo_path: "str | Path | GitRepo", base: str, head: str, *, config_path: str | None = None,
+def run_refs(repo_path: str | Path | GitRepo, base: str, head: str, *, config_path: str | None = None,
              preset: str | None = None, as_of: date | None = None, today: date | None = None,
              matrix_files: list[str] | None = None, config_ref: str | None = None,
              target_release: str | None = None) -> Report:
@@ -164,18 +165,19 @@ def run_refs(repo_path: "str | Path | GitRepo", base: str, head: str, *, config_
         head_date = g.commit(head_sha).committed.date()
         plan = release_plan(g, calendar, policy_sha, head_sha, head_date, target_release)
         plan.notes[:0] = notes
+        policy_files = read_policy(g, fork, head_sha, cfg, relevant)
         inputs = Inputs(config=cfg, matrix=matrix, calendar=calendar, base_sha=base_sha, head_sha=head_sha,
                         head_date=head_date, base_files={}, head_files={}, changed=relevant, as_of=as_of,
                         today=today, merge_base=fork, release_plan=plan,
                         config_changed_at_head=any(c[1] in policy or c[2] in policy for c in relevant),
-                        policy=read_policy(g, fork, head_sha, cfg, relevant))
-        if not inputs.policy.changed and not any(any(glob_match(p, c[1]) or (c[2] and glob_match(p, c[2]))
+                        policy=policy_files)
+        if not policy_files.changed and not any(any(glob_match(p, c[1]) or (c[2] and glob_match(p, c[2]))
                                                      for p in patterns) for c in relevant):
             return analyze(inputs)  # no watched source changed: a neutral report, nothing read
         blobs: dict[str, bytes] = {}
         max_source = limits().source_bytes  # a larger file is reported "not read: too large"
 
-        def read_all(sha: str, extra_paths: list[str] = ()) -> dict[str, bytes]:
+        def read_all(sha: str, extra_paths: Sequence[str] = ()) -> dict[str, bytes]:
             out = {}
             for e in g.files(sha, patterns):
                 if e.sha not in blobs:

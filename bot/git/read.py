@@ -14,7 +14,7 @@ import os
 import re
 import subprocess
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone, UTC
 
 from bot.errors import MinbumpError
 from bot.core.calendar import Need, TagFacts
@@ -29,7 +29,7 @@ class Oversized(bytes):
     size: int
     limit: int
 
-    def __new__(cls, size: int, limit: int) -> "Oversized":
+    def __new__(cls, size: int, limit: int) -> Oversized:
         obj = super().__new__(cls, b"")
         obj.size = size
         obj.limit = limit
@@ -102,7 +102,8 @@ class GitRepo:
                 self._proc = None
                 if "not a git repository" in err:
                     raise MinbumpError(f"{self.path}: not a git repository")
-                raise MinbumpError(f"{self.path}: git cannot read it: {err.strip().splitlines()[-1] if err.strip() else 'unknown error'}")
+                last = err.strip().splitlines()[-1] if err.strip() else "unknown error"
+                raise MinbumpError(f"{self.path}: git cannot read it: {last}")
         return self._proc
 
     def close(self) -> None:
@@ -114,7 +115,7 @@ class GitRepo:
                 self._proc.kill()
             self._proc = None
 
-    def __enter__(self) -> "GitRepo":
+    def __enter__(self) -> GitRepo:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -191,7 +192,7 @@ class GitRepo:
         obj = self.object(sha)
         if obj is None or obj[1] != "commit":
             raise MinbumpError(f"{sha}: not a commit")
-        tree, parents, when = "", [], datetime.fromtimestamp(0, timezone.utc)
+        tree, parents, when = "", [], datetime.fromtimestamp(0, UTC)
         for line in obj[2].split(b"\n\n", 1)[0].decode("utf-8", "replace").splitlines():
             key, _, rest = line.partition(" ")
             if key == "tree":
@@ -300,7 +301,8 @@ class GitRepo:
         """(name, commit sha, ISO date) of every tag, for calendars taken from tags and the release topology."""
         if self._tag_rows is not None:
             return self._tag_rows
-        out = self.run("for-each-ref", "--format=%(refname:short)%00%(objectname)%00%(*objectname)%00%(creatordate:iso-strict)",
+        out = self.run("for-each-ref",
+                       "--format=%(refname:short)%00%(objectname)%00%(*objectname)%00%(creatordate:iso-strict)",
                        "refs/tags")
         res = []
         for line in out.splitlines():

@@ -34,7 +34,8 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 import jwt
@@ -140,7 +141,7 @@ class FakeGitHub:
         self.port = 0
 
     # --- lifecycle ------------------------------------------------------------
-    def start(self) -> "FakeGitHub":
+    def start(self) -> FakeGitHub:
         self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True,
                                    request_handler=_QuietHandler)
         self.port = self._server.server_port
@@ -155,7 +156,7 @@ class FakeGitHub:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "FakeGitHub":
+    def __enter__(self) -> FakeGitHub:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -358,7 +359,8 @@ class FakeGitHub:
                     break
         if fault is not None and fault.mode in ("fail", "ratelimit"):
             if fault.mode == "ratelimit":
-                resp = self._json({"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+                resp = self._json({"message": "You have exceeded a secondary rate limit. "
+                                              "Please wait a few minutes before you try again.",
                                    "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"},
                                   403, {"Retry-After": str(fault.retry_after)})
             else:
@@ -665,7 +667,7 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def payload_for(name: str, gh: "FakeGitHub", repo: str, pr: int, head_sha: str,
+def payload_for(name: str, gh: FakeGitHub, repo: str, pr: int, head_sha: str,
                 base_ref: str = "main", installation_id: int | None = 31415926) -> dict[str, Any]:
     """A recorded payload pointed at ``gh``: repository, clone URL, PR number, shas, installation."""
     data = load_payload(name)
@@ -732,7 +734,7 @@ SECRET = "whsec-test-0123456789"
 NOVA_DRIVER = "nova/virt/libvirt/driver.py"
 
 
-def fast_env(gh: "FakeGitHub", data_dir: Path, **extra: str) -> dict[str, str]:
+def fast_env(gh: FakeGitHub, data_dir: Path, **extra: str) -> dict[str, str]:
     """Service environment pointed at ``gh`` with retry delays shrunk for tests."""
     env = {"WEBHOOK_SECRET": SECRET, "GITHUB_API_URL": gh.api_url, "MINBUMP_DATA_DIR": str(data_dir),
            "MINBUMP_GITHUB_BACKOFF": "0.01", "MINBUMP_GITHUB_WRITE_INTERVAL": "0",
@@ -744,7 +746,8 @@ def fast_env(gh: "FakeGitHub", data_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def nova_repo(path: Path, *, head_min: str = "(1, 2, 9)", head_files: dict[str, Any] | None = None) -> tuple[Any, str, str]:
+def nova_repo(path: Path, *, head_min: str = "(1, 2, 9)",
+              head_files: dict[str, Any] | None = None) -> tuple[Any, str, str]:
     """The Ocata-era nova bump: base 1.2.1 (tag 14.0.0, Newton), head raises to 1.2.9 unwarned.
 
     Returns (GitRepo, base sha, head sha); the head commit is on branch ``bump``.
@@ -770,7 +773,7 @@ class Harness:
     runs the worker in burst mode until the queue is empty.
     """
 
-    def __init__(self, gh: "FakeGitHub", data_dir: Path, env: dict[str, str] | None = None,
+    def __init__(self, gh: FakeGitHub, data_dir: Path, env: dict[str, str] | None = None,
                  backend: Any = None) -> None:
         from bot.service.job import JobRunner, JobSettings
         from bot.service.queue import get_backend

@@ -25,7 +25,8 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 import redis
@@ -72,7 +73,7 @@ class RedisServer:
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url, socket_connect_timeout=2, socket_timeout=5)
 
-    def start(self) -> "RedisServer":
+    def start(self) -> RedisServer:
         if self.external_url:
             self.wait_ready()
             return self
@@ -165,7 +166,7 @@ def redis_env(url: str, **extra: str) -> dict[str, str]:
 # --- the probe worker ---------------------------------------------------------------------------
 
 
-def probe_handler(spec: "JobSpec", backend: "RedisBackend") -> None:
+def probe_handler(spec: JobSpec, backend: RedisBackend) -> None:
     """Record each run in Redis; obey per-delivery instructions the test left in Redis.
 
     ``<prefix>:probe:sleep:<delivery>`` seconds for the next run to sleep (a long job);
