@@ -31,11 +31,13 @@ Why it is shaped like this:
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
+from collections.abc import Callable, Mapping
 
 import requests
 from github import Auth, Github, GithubException, GithubIntegration, GithubRetry
@@ -85,7 +87,7 @@ class GitHubSettings:
         return "app" if self.app_id else "token"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "GitHubSettings":
+    def from_env(cls, env: Mapping[str, str]) -> GitHubSettings:
         api = (env.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/")
         if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", api):
             raise ConfigurationError(f"GITHUB_API_URL is not an http(s) URL: {api!r}")
@@ -108,7 +110,8 @@ class GitHubSettings:
             if "PRIVATE KEY-----" not in key:
                 raise ConfigurationError("PRIVATE_KEY is not a PEM private key")
         elif not token:
-            raise ConfigurationError("set GITHUB_TOKEN (token mode) or APP_ID with PRIVATE_KEY/PRIVATE_KEY_PATH (App mode)")
+            raise ConfigurationError("set GITHUB_TOKEN (token mode) or APP_ID with PRIVATE_KEY/PRIVATE_KEY_PATH "
+                                     "(App mode)")
         register_secret(token)
         register_secret(key)
         return cls(
@@ -440,7 +443,7 @@ class Publisher:
             state.annotations_sent = len(first)
         while state.annotations_sent < len(annotations):
             batch = annotations[state.annotations_sent: state.annotations_sent + ANNOTATION_BATCH]
-            self.s.write(lambda: state.check_run.edit(output={**output, "annotations": batch}))
+            self.s.write(functools.partial(state.check_run.edit, output={**output, "annotations": batch}))
             state.annotations_sent += len(batch)
         return "check_run"
 

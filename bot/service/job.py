@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import functools
 import logging
 import subprocess
 import threading
@@ -30,7 +31,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from bot.core import publish as text
 from bot.errors import MinbumpError
@@ -42,6 +44,11 @@ from bot.service.settings import env_float, env_int
 
 
 IN_PROCESS_WAIT = 15.0  # seconds a publish retry may sleep in the worker before requeueing
+
+
+def _comment_text(md: str, changed: bool, with_previous: bool, verdict: str, head_sha: str, previous: Any) -> str:
+    """The comment's body, given the comment it replaces (its verdict is said when it changed)."""
+    return text.comment_body(md, verdict, head_sha, changed, text.previous_verdict(previous) if with_previous else None)
 
 
 @dataclass(frozen=True)
@@ -59,7 +66,7 @@ class JobSettings:
     job_timeout: float = 120.0  # wall-clock limit on a job's analysis; then an error report is published
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "JobSettings":
+    def from_env(cls, env: Mapping[str, str]) -> JobSettings:
         limit = env_float(env, "MINBUMP_JOB_TIMEOUT", cls.job_timeout)
         if limit <= 0:
             raise MinbumpError(f"MINBUMP_JOB_TIMEOUT must be a positive number of seconds, not {limit:g}")
@@ -321,25 +328,27 @@ class JobRunner:
                 if not backend.acquire_pr_lock(spec.repo, spec.pr, owner, self.settings.lock_ttl):
                     raise RetryLater("lost the pull request lock while analysing", delay=1.0, count=False)
                 anns: list[dict[str, Any]] = []
+                comment: tuple[str, bool, bool] | None  # markdown, watched files changed, say the previous verdict
                 if report is not None:
                     report.link_base = f"{pub.repo.html_url}/blob/{spec.head_sha}/"  # links to the head's lines
-                    md, verdict = render_markdown(report, footer=False), report.verdict  # the comment has its own footer
+                    # the comment has its own footer
+                    md, verdict = render_markdown(report, footer=False), report.verdict
                     title = text.report_title(verdict, report.summary)
-                    body_for = (lambda prev: text.comment_body(md, verdict, spec.head_sha, report.watched_changed,
-                                                               text.previous_verdict(prev)))
+                    comment = (md, bool(report.watched_changed), True)
                     allow_create, summary = bool(report.watched_changed), md + f"\n\nHead `{spec.head_sha}`.\n"
                     anns = text.annotations_for(report)
                 elif not_configured:
-                    verdict, title, body_for = "neutral", text.not_configured_title(problem or ""), None
+                    verdict, title, comment = "neutral", text.not_configured_title(problem or ""), None
                     allow_create, summary = False, title
                 else:  # an error report: what could not be read, at the repository's strictness.error
                     verdict = error_rule or "neutral"
                     md = text.error_markdown(problem or "unknown error", verdict)
                     title = text.error_title(problem or "unknown error")
-                    body_for = (lambda prev: text.comment_body(md, verdict, spec.head_sha, True, None))
+                    comment = (md, True, False)
                     allow_create, summary = True, md
                 action = "none"
-                if body_for is not None:
+                if comment is not None:
+                    body_for = functools.partial(_comment_text, *comment, verdict, spec.head_sha)
                     action = pub.upsert_comment(body_for, allow_create=allow_create, state=state,
                                                 hint=backend.get_comment_id(spec.repo, spec.pr))
                     if state.comment_id and action != "none":

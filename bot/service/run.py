@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
 
-from bot.errors import MinbumpError
 from bot.service.logs import log, setup
 
 if TYPE_CHECKING:
@@ -69,7 +68,7 @@ class WakeableStop(threading.Event):
         return self.is_set()
 
 
-def wake_on_submit(backend: "Backend", stop: WakeableStop) -> "Backend":
+def wake_on_submit(backend: Backend, stop: WakeableStop) -> Backend:
     """Wrap ``backend.submit`` (on this instance) so that a job newly queued wakes the workers."""
     submit: Callable[..., bool] = backend.submit
 
@@ -84,7 +83,7 @@ def wake_on_submit(backend: "Backend", stop: WakeableStop) -> "Backend":
 
 
 def build_app(env: Mapping[str, Any] | None = None, worker: bool = True, threads: int = 1,
-              poll: float | None = None) -> "Flask":
+              poll: float | None = None) -> Flask:
     """The web app, with ``threads`` embedded worker threads (woken on submit in SQLite mode).
 
     ``poll`` (default ``MINBUMP_WORKER_POLL`` or 0.5 s) is the fallback poll.
@@ -110,7 +109,7 @@ def build_app(env: Mapping[str, Any] | None = None, worker: bool = True, threads
     return app
 
 
-def start_workers(backend: "Backend", handler: "Handler", stop: WakeableStop, threads: int,
+def start_workers(backend: Backend, handler: Handler, stop: WakeableStop, threads: int,
                   poll: float) -> list[threading.Thread]:
     """Daemon worker threads on ``backend`` that sleep on ``stop`` (woken on submit)."""
 

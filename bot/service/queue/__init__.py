@@ -40,7 +40,8 @@ import threading
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
+from collections.abc import Callable, Iterator, Mapping
 
 from bot.errors import MinbumpError
 from bot.service.logs import error_text, log, scrub
@@ -69,11 +70,11 @@ class JobSpec:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "JobSpec":
+    def from_dict(cls, data: Mapping[str, Any]) -> JobSpec:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
-    def with_attempt(self, attempt: int) -> "JobSpec":
+    def with_attempt(self, attempt: int) -> JobSpec:
         return dataclasses.replace(self, attempt=attempt)
 
     def log_fields(self) -> dict[str, Any]:
@@ -120,7 +121,7 @@ class RetryPolicy:
         return backoff(attempt, self.base, self.factor, self.cap)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "RetryPolicy":
+    def from_env(cls, env: Mapping[str, str]) -> RetryPolicy:
         return cls(
             max_attempts=env_int(env, "MINBUMP_MAX_ATTEMPTS", cls.max_attempts),
             base=env_float(env, "MINBUMP_RETRY_BASE", cls.base),
@@ -157,7 +158,7 @@ class Outcome:
     count: bool = True
 
 
-def run_job(handler: Handler, spec: JobSpec, state: "PRState", transient: tuple[type[BaseException], ...] = (),
+def run_job(handler: Handler, spec: JobSpec, state: PRState, transient: tuple[type[BaseException], ...] = (),
             **fields: Any) -> Outcome:
     """Run ``handler`` once and classify how it ended (the one except/log ladder of both backends).
 
@@ -271,7 +272,7 @@ class JobQueue(abc.ABC):
     def purge_failed(self, job_id: str | None = None) -> int:
         """Forget one failed job, or all with ``None``; returns how many were removed."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (an optional hook, not an abstract one)
         """Release connections; the default does nothing."""
 
 

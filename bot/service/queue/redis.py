@@ -53,7 +53,8 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 import redis
 from rq import Queue, Retry
@@ -145,7 +146,7 @@ class RedisSettings:
     connect_timeout: float = 3.0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "RedisSettings":
+    def from_env(cls, env: Mapping[str, str]) -> RedisSettings:
         url = env.get("REDIS_URL", "")
         if not url:
             raise MinbumpError("REDIS_URL is not set")
@@ -171,7 +172,7 @@ class _Runtime:
     """What :func:`perform` needs, set by ``run_worker`` in the worker process."""
 
     handler: Handler
-    backend: "RedisBackend"
+    backend: RedisBackend
     processed: int = 0
 
 
@@ -188,7 +189,8 @@ def perform(spec: dict[str, Any]) -> str:
     """
     runtime = _RUNTIMES.get(threading.get_ident())
     if runtime is None:
-        raise PermanentFailure("bot.service.queue.redis.perform only runs inside `minbump worker` (RedisBackend.run_worker)")
+        raise PermanentFailure("bot.service.queue.redis.perform only runs inside `minbump worker` "
+                               "(RedisBackend.run_worker)")
     job = get_current_job()
     attempt = 1
     if job is not None:
@@ -212,14 +214,14 @@ def perform(spec: dict[str, Any]) -> str:
 
 def _override_next_interval(job: Job, seconds: float) -> None:
     """Make RQ's next retry of ``job`` wait ``seconds`` (RQ picks intervals by retries left)."""
-    intervals = list(job.retry_intervals or [0])
+    intervals: list[float] = list(job.retry_intervals or [0])
     left = job.retries_left or 0
     index = max(len(intervals) - left, 0)
     if index >= len(intervals):
         intervals.append(seconds)
     else:
         intervals[index] = seconds
-    job.retry_intervals = intervals
+    job.retry_intervals = intervals  # type: ignore[assignment]  # rq annotates ints; it waits timedelta(seconds=x)
 
 
 def _classify_failure(job: Job, exc_type: type | None, exc_value: BaseException | None, tb: Any) -> bool:
@@ -262,7 +264,7 @@ class MinbumpWorker(SimpleWorker):
     work-horse publishing behind the back of the worker that re-runs the job.
     """
 
-    def __init__(self, *args: Any, backend: "RedisBackend", stop: threading.Event, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, backend: RedisBackend, stop: threading.Event, **kwargs: Any) -> None:
         self.minbump_backend = backend
         self.minbump_stop = stop
         self._current: Job | None = None
@@ -340,7 +342,7 @@ class MinbumpWorker(SimpleWorker):
                     slog("job.lease_renewal_failed", level=logging.WARNING, job=current.id,
                          error=error_text(exc))
 
-        self._renewer = threading.Thread(target=renew, name=f"lease-{self.name}", daemon=True)
+        self._renewer: threading.Thread | None = threading.Thread(target=renew, name=f"lease-{self.name}", daemon=True)
         self._renewer.start()
 
     def teardown(self) -> None:
@@ -372,7 +374,7 @@ class RedisBackend(Backend):
         self._held_guard = threading.Lock()
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "RedisBackend":
+    def from_env(cls, env: Mapping[str, str]) -> RedisBackend:
         return cls(RedisSettings.from_env(env), RetryPolicy.from_env(env))
 
     # --- keys ---------------------------------------------------------------
@@ -398,7 +400,9 @@ class RedisBackend(Backend):
         retries = self.retry_policy.max_attempts - 1
         if retries < 1:
             return None
-        return Retry(max=retries, interval=[self.retry_policy.delay(n) for n in range(1, retries + 1)])
+        # rq annotates the intervals as ints; seconds as floats work (it waits timedelta(seconds=x))
+        intervals: list = [self.retry_policy.delay(n) for n in range(1, retries + 1)]
+        return Retry(max=retries, interval=intervals)
 
     # --- intake -------------------------------------------------------------
     def submit(self, spec: JobSpec) -> bool:
@@ -510,7 +514,7 @@ class RedisBackend(Backend):
             _RUNTIMES.pop(threading.get_ident(), None)
         return runtime.processed
 
-    def _new_worker(self, name: str, poll: float, stop: threading.Event) -> "MinbumpWorker":
+    def _new_worker(self, name: str, poll: float, stop: threading.Event) -> MinbumpWorker:
         conn = self._worker_connection()
         worker = MinbumpWorker(
             [Queue(self.settings.queue_name, connection=conn, serializer=JSONSerializer)],
@@ -698,7 +702,9 @@ class RedisBackend(Backend):
 
     def newest_head(self, repo: str, pr: int) -> str | None:
         value = self.conn.get(self._pr_key("head", repo, pr))
-        return value.decode() if value is not None else None
+        if value is None:
+            return None
+        return value.decode() if isinstance(value, bytes) else str(value)
 
     def get_comment_id(self, repo: str, pr: int) -> int | None:
         value = self.conn.get(self._pr_key("comment", repo, pr))

@@ -38,7 +38,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 from bot.errors import MinbumpError
 from bot.service.queue import (
@@ -165,7 +165,7 @@ class SQLiteBackend(Backend):
         self.close()  # no connection may cross a fork (gunicorn --preload builds the app pre-fork)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "SQLiteBackend":
+    def from_env(cls, env: Mapping[str, str]) -> SQLiteBackend:
         return cls(
             data_dir(env) / "state.sqlite3",
             retry_policy=RetryPolicy.from_env(env),
