@@ -58,19 +58,9 @@ class Impacted(Record):
         }
 
 
-def available_minors(matrix: Matrix, p: Platform, day: date) -> list[Minor]:
-    """Minors released by `day`; undated minors count as out if a dated minor before them is."""
-    out: list[Minor] = []
-    for m in matrix.minors_of(p):
-        if m.released and m.released > day:
-            break
-        out.append(m)
-    return out
-
-
 def shipped_on(matrix: Matrix, p: Platform, component: str, day: date) -> Cell:
     """What an up-to-date install of `p` has on `day`: its newest minor by then, or its snapshot."""
-    minors = [m for m in available_minors(matrix, p, day) if component in m.ships]
+    minors = [m for m in matrix.minors_on(p, day) if component in m.ships]
     if minors:
         return minors[-1].ships[component]
     return p.shipped(component, day)
@@ -100,7 +90,7 @@ def mitigations_for(matrix: Matrix, p: Platform, component: str, need: Version, 
         if mitigation not in out:
             out.append(mitigation)
     if minor is not None:
-        for m in available_minors(matrix, p, day):
+        for m in matrix.minors_on(p, day):
             cell = m.ships.get(component)
             if cell and cell.version and cell.version >= need and _minor_key(m) > _minor_key(minor):
                 out.append({"kind": "minor-release", "name": f"{_product(p)} {m.minor}+",
@@ -154,7 +144,7 @@ def _unit_addons(matrix: Matrix, p: Platform, day: date, minor: Minor | None) ->
     if minor is not None:
         addons = list(minor.addons) + list(p.addons)
     else:
-        minors = available_minors(matrix, p, day)
+        minors = matrix.minors_on(p, day)
         addons = (list(minors[-1].addons) if minors else []) + list(p.addons)
     return [a for a in addons if _addon_available(matrix, a, day)]
 
@@ -185,7 +175,7 @@ def dropped(matrix: Matrix, component: str, old: Version | None, new: Version, *
                 and p.knows(component)):
             continue
         supported = p.supported_on(day, rule)
-        minors = available_minors(matrix, p, day)
+        minors = matrix.minors_on(p, day)
         units: list[Minor | None] = [None] + (minors[:-1] if supported else [])  # an ended release: once
         for m in units:
             if m is not None and exclude and (p.id, m.minor) in exclude:

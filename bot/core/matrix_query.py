@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from bot.core.impact import available_minors, dropped, shipped_on
+from bot.core.impact import dropped, shipped_on
 from bot.core.matrix import Matrix, Platform
 from bot.core.version import Version
 from bot.errors import MinbumpError
@@ -34,7 +34,7 @@ def show_rows(matrix: Matrix, components: list[str], day: date, rule: str, arch:
         if state != "supported" and not include_all:
             continue
         ships: dict[str, dict] = {}
-        minors = available_minors(matrix, p, day)
+        minors = matrix.minors_on(p, day)
         for c in components:
             cell = shipped_on(matrix, p, c, day)
             entry: dict = {"version": str(cell.version) if cell.version else None, "confidence": cell.confidence}
