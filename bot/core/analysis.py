@@ -10,7 +10,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import TypeGuard
 
-from datetime import date, timedelta
+from datetime import date
 
 from bot.core import deprecation, policy_changes
 from bot.core.calendar import Calendar, Release, ReleasePlan, plan_by_date
@@ -46,16 +46,6 @@ class Inputs(Record):
     policy: policy_changes.PolicyFiles | None = None  # both refs' policy files, reviewed after the judgement
     merge_base: str | None = None  # where head forked from base; base_files are read there
     release_plan: ReleasePlan | None = None  # target/previous release from git (bot.git.gather); else the date rule
-
-
-def plan(calendar: Calendar | None, head_date: date) -> tuple[Release | None, Release | None]:
-    """(target release, previous release) for a change committed on `head_date`."""
-    if calendar is None:
-        return None, None
-    target = calendar.target(head_date)
-    if target is not None:
-        return target, calendar.previous(target.date)
-    return None, calendar.previous(head_date + timedelta(days=1))
 
 
 # ------------------------------------------------------------- resolution ---
