@@ -11,7 +11,6 @@ say nothing about the upstream API). The release numbers are then handed to
 from __future__ import annotations
 
 import re
-from functools import total_ordering
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -45,7 +44,6 @@ def _part(p: object) -> int:
     raise ValueError(f"not a version part: {_show(p)}")
 
 
-@total_ordering
 class Version:
     """A dotted version; compares with missing trailing parts as zero. Parts are ints of at most 64 bits."""
 
@@ -105,10 +103,26 @@ class Version:
             return NotImplemented
         return self.parts == other.parts or self.pep440() == other.pep440()
 
+    # All four orderings spelled out: the judgement compares thousands of pairs per report.
     def __lt__(self, other: Version) -> bool:
         if not isinstance(other, Version):
             return NotImplemented
         return self.pep440() < other.pep440()
+
+    def __le__(self, other: Version) -> bool:
+        if not isinstance(other, Version):
+            return NotImplemented
+        return self.pep440() <= other.pep440()
+
+    def __gt__(self, other: Version) -> bool:
+        if not isinstance(other, Version):
+            return NotImplemented
+        return self.pep440() > other.pep440()
+
+    def __ge__(self, other: Version) -> bool:
+        if not isinstance(other, Version):
+            return NotImplemented
+        return self.pep440() >= other.pep440()
 
     def __hash__(self) -> int:
         return hash(self.pep440())
