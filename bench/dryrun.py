@@ -6,10 +6,11 @@ minbump side: wall time of ``minbump dry-run --repo R --base main --head bump``
 
 Floor: what no Python tool answering the same question can avoid, run as
 subprocesses in sequence: ``python -c pass`` (interpreter start), then
-``git for-each-ref refs/tags`` (tag lookup), ``git for-each-ref
---merged=main refs/tags/<previous release>*`` (is the last release behind the
-base: the release the change ships in is read from the tags' topology since
-issue 10, and no tool can tell it without this walk), ``git diff
+``git for-each-ref refs/tags`` (tag lookup), ``git merge-base --is-ancestor
+refs/tags/<previous release> main`` (is the last release behind the base: the
+release the change ships in is read from the tags' topology since issue 10,
+and no tool can tell it without this walk; minbump asks the same of the
+release's final and rc tags in one ``for-each-ref --merged``), ``git diff
 --name-status main...bump`` (what the range changes) and one ``git cat-file
 --batch`` that reads every watched file (``nova/virt/libvirt/*.py``) and the
 config at base, head and the previous release tag. ``--floor-without-topology``
@@ -60,9 +61,8 @@ def floor_once(repo: Path, meta: dict, topology: bool = True) -> float:
     subprocess.run([c.python(), "-c", "pass"], check=True, env=env)
     subprocess.run(git + ["for-each-ref", "--format=%(refname) %(objectname) %(*objectname) %(creatordate:unix)",
                           "refs/tags"], check=True, stdout=subprocess.DEVNULL, env=env)
-    if topology:
-        subprocess.run(git + ["for-each-ref", "--format=%(refname)", f"--merged={base}", f"refs/tags/{prev}*"],
-                       check=True, stdout=subprocess.DEVNULL, env=env)
+    if topology:  # exit 0: the tag is an ancestor of the base
+        subprocess.run(git + ["merge-base", "--is-ancestor", f"refs/tags/{prev}", base], check=True, env=env)
     subprocess.run(git + ["diff", "--name-status", f"{base}...{head}"], check=True,
                    stdout=subprocess.DEVNULL, env=env)
     out = subprocess.run(git + ["cat-file", "--batch"], input=batch_in, check=True,
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{meta['paths']} paths, driver.py {meta['driver_lines']} lines, "
           f"{meta['watched_constants']} watched constants, built in {meta['build_seconds']} s")
     print(f"command: {' '.join(minbump_args(repo, meta))}")
-    print("floor: python -c pass, for-each-ref, " + ("for-each-ref --merged (topology), " if args.topology else "")
+    print("floor: python -c pass, for-each-ref, " + ("merge-base --is-ancestor (topology), " if args.topology else "")
           + "diff, cat-file --batch")
     r = measure(repo, meta, args.pairs, args.warmup, args.topology)
     if r["ratio"] is None:
