@@ -70,10 +70,16 @@ class Version:
             return cls((value,))
         if not isinstance(value, str):
             raise ValueError(f"not a version: {_show(value)}")
+        hit = _PARSED.get(value)
+        if hit is not None and type(hit) is cls:
+            return hit
         release = normalise(value)
         if release is None:
             raise ValueError(f"not a version: {value[:60]!r}")
-        return cls(tuple(_part(p) for p in release.split(".")), release)
+        made = cls(tuple(_part(p) for p in release.split(".")), release)
+        if len(_PARSED) < 4096 and len(value) <= 64:
+            _PARSED[value] = made  # the matrix repeats its few hundred versions: one object (and ordering key) each
+        return made
 
     @classmethod
     def from_int(cls, number: int, base: int = 1000, width: int = 3) -> Version:
@@ -132,6 +138,9 @@ class Version:
 
     def __repr__(self) -> str:
         return f"Version({self.text!r})"
+
+
+_PARSED: dict[str, Version] = {}
 
 
 def vstr(v: Version | None) -> str | None:
