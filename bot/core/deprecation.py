@@ -101,7 +101,7 @@ def check(component: str, scope: tuple[str | None, str | None], new: Version, co
                              "operators were warned about a lower version only")
         return _base_hint(entry, base_snap, component, scope, new)
     scan = prev_snap.files.get(nxt.file)
-    found = uses(scan.text, nxt.name) if scan is not None else []
+    found = uses(scan.text, nxt.name) if scan is not None else ()
     warning = [u for u in found if u.warns]
     if not warning:
         why = "is never read" if not found else "is read, but not by code that logs a warning"

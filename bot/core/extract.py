@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ast
 import re
+from functools import lru_cache
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -424,7 +426,8 @@ class Use(Record):
     warns: bool
 
 
-def uses(text: str, name: str) -> list[Use]:
+@lru_cache(maxsize=16)  # a per-arch raise asks again about the global NEXT_MIN of the same release
+def uses(text: str, name: str) -> tuple[Use, ...]:
     """Where `name` is read outside its own assignment, and whether that function logs a warning."""
     out: list[Use] = []
     seen: dict[int, bool] = {}
@@ -446,7 +449,7 @@ def uses(text: str, name: str) -> list[Use]:
         if owner[0] not in seen:
             seen[owner[0]] = _function_warns(text, owner[0], owner[1])
         out.append(Use(lineno, owner[2], seen[owner[0]]))
-    return out
+    return tuple(out)
 
 
 def _occurrences(text: str, name: str):
