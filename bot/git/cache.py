@@ -14,6 +14,17 @@ because the analysis named a tag the cache lacks (:func:`missing_tags`).
 Listing and negotiating hundreds of tags on every job cost more than the
 rest of a warm fetch; a release tag is created a few times a year.
 
+A partial clone: a new cache fetches commits and trees only
+(``--filter=blob:none``); the analysis reads a few files, and the reader
+(:meth:`GitCache.reader`) hands the ids of the blobs it is about to read to
+:meth:`GitCache.fetch_blobs`, which fetches the absent ones in one batch, with
+the token, under the lock. The promisor remote (``minbump``) has no URL in the
+repository's config: the URL and the token come with each fetch the cache
+runs, so git never fetches on its own (a reader that met a missing blob
+without asking would get an error, not an uncredentialed request). A server
+that refuses filters sends everything: the first fetch then turns the cache
+into a plain full clone. Caches made before partial clones stay full clones.
+
 Safety of the git invocation:
 
 * the token travels as an ``http.<origin>.extraHeader`` set through
@@ -29,6 +40,7 @@ from __future__ import annotations
 
 import base64
 import fcntl
+import functools
 import os
 import re
 import subprocess
@@ -42,9 +54,14 @@ from urllib.parse import urlsplit
 import git  # GitPython: creates the bare repositories
 
 from bot.errors import MinbumpError
+from bot.git.read import GitRepo
 from bot.service.logs import scrub
 
 _REPO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.][A-Za-z0-9_.-]*")
+_OID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+REMOTE = "minbump"  # the promisor remote of a partial cache: configured without a URL
+FILTER = "blob:none"
+REFUSED = "filtering not recognized by server"  # git's warning when the server ignores --filter
 
 
 class GitFetchError(Exception):
@@ -62,6 +79,7 @@ class Fetched:
     pull_sha: str
     seconds: float
     tags_fetched: bool = False  # this fetch also brought the tags
+    partial: bool = False  # the cache is a partial clone (blobs fetched when read)
 
 
 @dataclass(frozen=True)
@@ -130,9 +148,30 @@ class GitCache:
             cw.set_value("core", "hooksPath", os.devnull)  # the cache runs no hooks, ever
             cw.set_value("gc", "auto", "0")  # we decide when to gc, not a fetch mid-job
             cw.set_value("fetch", "writeFetchHEAD", "false")
+            # A partial clone from the start (see the module docstring); the remote has no URL on purpose.
+            cw.set_value("core", "repositoryformatversion", "1")
+            cw.set_value("extensions", "partialClone", REMOTE)
+            cw.set_value(f'remote "{REMOTE}"', "promisor", "true")
+            cw.set_value(f'remote "{REMOTE}"', "partialclonefilter", FILTER)
         repo.close()
 
-    def _env(self, url: str, token: str | None) -> dict[str, str]:
+    def is_partial(self, path: Path) -> bool:
+        """Whether the cached clone at ``path`` is a partial clone (older caches are full clones)."""
+        res = subprocess.run(["git", "-C", str(path), "config", "--get", "extensions.partialClone"],
+                             capture_output=True, text=True, env=self._env("https://localhost/", None))
+        return res.stdout.strip() == REMOTE
+
+    def _make_full(self, path: Path) -> None:
+        """The server ignored the filter and sent every object: drop the partial-clone settings."""
+        env = self._env("https://localhost/", None)
+        subprocess.run(["git", "-C", str(path), "config", "--unset", "extensions.partialClone"],
+                       capture_output=True, env=env, check=True)
+        subprocess.run(["git", "-C", str(path), "config", "--remove-section", f"remote.{REMOTE}"],
+                       capture_output=True, env=env, check=True)
+        for marker in (path / "objects" / "pack").glob("*.promisor"):
+            marker.unlink()
+
+    def _env(self, url: str, token: str | None, remote: bool = False) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("GIT_", "SSH_")) and k not in ("GITHUB_TOKEN", "PRIVATE_KEY", "WEBHOOK_SECRET")}
         env.update({
@@ -147,6 +186,8 @@ class GitCache:
         # maintenance.auto: no "git maintenance run --auto" child after each fetch (gc.auto is 0 anyway).
         config = [("credential.helper", ""), ("http.followRedirects", "false"),
                   ("protocol.version", "2"), ("maintenance.auto", "false")]
+        if remote:  # a partial cache fetches from its promisor remote, given the URL for this fetch only
+            config.append((f"remote.{REMOTE}.url", url))
         if token:
             parts = urlsplit(url)
             origin = f"{parts.scheme}://{parts.netloc}/"
@@ -195,7 +236,9 @@ class GitCache:
             stamps = path / self.PULL_STAMPS
             stamps.mkdir(exist_ok=True)
             (stamps / str(pr)).touch()
-        return Fetched(path, base_local, base_sha, pull_local, pull_sha, time.monotonic() - start, with_tags)
+            partial = self.is_partial(path)
+        return Fetched(path, base_local, base_sha, pull_local, pull_sha, time.monotonic() - start, with_tags,
+                       partial)
 
     def fetch_tags(self, repo: str, clone_url: str, token: str | None) -> float:
         """Fetch only the tags (the analysis needs one the cache lacks); returns the seconds taken."""
@@ -209,12 +252,30 @@ class GitCache:
         return time.monotonic() - start
 
     def _run_fetch(self, path: Path, clone_url: str, token: str | None, refspecs: list[str]) -> None:
-        """One ``git fetch`` (caller holds the lock); ``--prune`` only touches the refspecs given."""
-        cmd = ["git", "-C", str(path), "fetch", "--quiet", "--no-tags", "--no-recurse-submodules",
-               "--prune", "--end-of-options", clone_url, *refspecs]
+        """One ``git fetch`` (caller holds the lock); ``--prune`` only touches the refspecs given.
+
+        A partial cache fetches without blobs; when the server ignores the filter on the cache's
+        first fetch, the cache holds every object and becomes a full clone.
+        """
+        partial = self.is_partial(path)
+        first = partial and not self._local(path, "for-each-ref", "--count=1")
+        if partial:
+            cmd = ["git", "-C", str(path), "fetch", "--quiet", "--no-tags", "--no-recurse-submodules",
+                   "--prune", f"--filter={FILTER}", "--end-of-options", REMOTE, *refspecs]
+        else:
+            cmd = ["git", "-C", str(path), "fetch", "--quiet", "--no-tags", "--no-recurse-submodules",
+                   "--prune", "--end-of-options", clone_url, *refspecs]
+        res = self._git_fetch(cmd, clone_url, token, partial)
+        if first and REFUSED in res.stderr:
+            self._make_full(path)
+
+    def _git_fetch(self, cmd: list[str], clone_url: str, token: str | None, partial: bool,
+                   stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run a fetch with the token's environment; GitFetchError (retry) or MinbumpError (a missing ref)."""
         try:
-            res = subprocess.run(cmd, env=self._env(clone_url, token), capture_output=True,
-                                 text=True, timeout=self.timeout, stdin=subprocess.DEVNULL)
+            res = subprocess.run(cmd, env=self._env(clone_url, token, remote=partial), capture_output=True,
+                                 text=True, timeout=self.timeout,
+                                 **({"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}))
         except subprocess.TimeoutExpired:
             raise GitFetchError(f"git fetch timed out after {self.timeout:.0f}s") from None
         if res.returncode != 0:
@@ -222,6 +283,43 @@ class GitCache:
             if "couldn't find remote ref" in msg:
                 raise MinbumpError(f"git fetch: {msg}")
             raise GitFetchError(f"git fetch failed ({res.returncode}): {msg}")
+        return res
+
+    def fetch_blobs(self, repo: str, clone_url: str, token: str | None, ids: Iterable[str]) -> int:
+        """Fetch the blobs among ``ids`` a partial cache lacks, in one ``git fetch``; how many it fetched.
+
+        Protocol v2 serves objects by id (GitHub does, for partial clones); the
+        filter keeps the fetch to the blobs named. A full clone lacks nothing to fetch.
+        """
+        check_clone_url(clone_url)
+        wanted = sorted({i for i in ids if isinstance(i, str) and _OID.fullmatch(i)})
+        path = self.path_for(repo)
+        if not wanted:
+            return 0
+        with self._locked(path):
+            if not self.is_partial(path):
+                return 0
+            have = set(self._local(path, "rev-list", "--objects", "--no-walk", "--ignore-missing",
+                                      "--missing=allow-any", "--stdin", stdin="\n".join(wanted) + "\n").split())
+            absent = [i for i in wanted if i not in have]
+            if absent:
+                cmd = ["git", "-C", str(path), "-c", "fetch.negotiationAlgorithm=noop", "fetch", "--quiet",
+                       "--no-tags", "--no-recurse-submodules", "--no-write-fetch-head", f"--filter={FILTER}",
+                       "--stdin", "--end-of-options", REMOTE]
+                self._git_fetch(cmd, clone_url, token, True, stdin="\n".join(absent) + "\n")
+        return len(absent)
+
+    def reader(self, repo: str, clone_url: str, token: str | None) -> GitRepo:
+        """A reader of the cached clone that fetches the blobs a partial clone lacks, with the token."""
+        return GitRepo(self.path_for(repo), fetch_missing=functools.partial(self.fetch_blobs, repo, clone_url, token))
+
+    def _local(self, path: Path, *args: str, stdin: str = "") -> str:
+        """A local listing command's output (``rev-list``, ``for-each-ref``): no network, no lazy fetch."""
+        res = subprocess.run(["git", "-C", str(path), *args], input=stdin, capture_output=True, text=True,
+                             env=self._env("https://localhost/", None), timeout=self.timeout)
+        if res.returncode != 0:
+            raise GitFetchError(f"git {args[0]} failed: {res.stderr.strip()[-200:]}")
+        return res.stdout
 
     def repos(self) -> list[Path]:
         """The cached bare repositories."""

@@ -13,7 +13,7 @@ import fnmatch
 import os
 import re
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta, timezone, UTC
 
 from bot.errors import MinbumpError
@@ -66,11 +66,16 @@ def _check_ref(ref: str) -> None:
 class GitRepo:
     """A repository opened for reading; use as a context manager to stop the batch process."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike,
+                 fetch_missing: Callable[[list[str]], int] | None = None) -> None:
+        """`fetch_missing`: given by the owner of a partial clone (the bot's cache), it fetches the absent
+        ones of the blob ids it is given in one batch, with its credentials, and says how many it fetched.
+        Without it a partial clone's missing blob is fetched by git itself when read, as usual."""
         self.path = os.fspath(path)
         if not os.path.exists(self.path):
             raise MinbumpError(f"{self.path}: no such directory")
         self._env = _env()
+        self._fetch_missing = fetch_missing
         self._proc: subprocess.Popen | None = None
         self._commits: dict[str, Commit] = {}
         self._trees: dict[str, list[tuple[str, str, str]]] = {}
@@ -135,6 +140,8 @@ class GitRepo:
         proc.stdin.flush()
         header = proc.stdout.readline()
         if not header:
+            if self._refetched(spec):
+                return self.object(spec, limit)
             raise MinbumpError(f"{self.path}: git cat-file stopped unexpectedly")
         parts = header.split()
         if len(parts) == 2 and parts[1] in (b"missing", b"ambiguous"):
@@ -149,6 +156,22 @@ class GitRepo:
         data = proc.stdout.read(size)
         proc.stdout.read(1)  # trailing newline
         return sha, kind, data
+
+    def prefetch(self, shas: Iterable[str]) -> None:
+        """Blobs about to be read: with `fetch_missing`, the absent ones are fetched now, in one batch."""
+        if self._fetch_missing is not None:
+            self._fetch_missing(sorted(set(shas)))
+
+    def _refetched(self, spec: str) -> bool:
+        """cat-file exits on a blob its partial clone lacks when git cannot fetch it (the bot's cache gives
+        git no URL): let `fetch_missing` fetch it, and restart. False when that cannot be the reason."""
+        if self._fetch_missing is None:
+            return False
+        self.close()
+        out = subprocess.run(["git", "-C", self.path, "rev-parse", "--verify", "--quiet", "--end-of-options", spec],
+                             capture_output=True, env=self._env, timeout=120)
+        oid = out.stdout.decode("ascii", "replace").strip()
+        return bool(_FULL_SHA.match(oid)) and self._fetch_missing([oid]) > 0
 
     def run(self, *args: str) -> str:
         out = subprocess.run(["git", "-C", self.path, *args], capture_output=True,
@@ -276,6 +299,13 @@ class GitRepo:
 
     def changed(self, base: str, head: str) -> list[tuple[str, str, str | None]]:
         """(status, path, old_path) from base to head, renames followed (Nova's connection.py -> driver.py)."""
+        if self._fetch_missing is not None:  # finding renames reads the added and deleted files
+            raw = self.run("diff", "--raw", "-z", "--no-renames", "--no-abbrev", base, head, "--").split("\0")
+            rows = [r.split() for r in raw[::2]]  # ":old mode, new mode, old id, new id, status", path
+            added = [f[3] for f in rows if len(f) == 5 and f[4] == "A" and f[1] != "160000"]
+            deleted = [f[2] for f in rows if len(f) == 5 and f[4] == "D" and f[0] != ":160000"]
+            if added and deleted:
+                self.prefetch(added + deleted)
         out = self.run("diff", "--name-status", "-M", "-z", "--no-ext-diff", base, head, "--")
         parts = out.split("\0")
         res: list[tuple[str, str, str | None]] = []
