@@ -68,14 +68,15 @@ class GitRepo:
 
     def __init__(self, path: str | os.PathLike,
                  fetch_missing: Callable[[list[str]], int] | None = None) -> None:
-        """`fetch_missing`: given by the owner of a partial clone (the bot's cache), it fetches the absent
-        ones of the blob ids it is given in one batch, with its credentials, and says how many it fetched.
-        Without it a partial clone's missing blob is fetched by git itself when read, as usual."""
+        """`fetch_missing`: given by the owner of a partial clone that git itself must not fetch into (the
+        bot's cache), it fetches the absent ones of the blob ids it is given in one batch, with its
+        credentials, and says how many it fetched. Without it, a partial clone works as git makes it."""
         self.path = os.fspath(path)
         if not os.path.exists(self.path):
             raise MinbumpError(f"{self.path}: no such directory")
         self._env = _env()
         self._fetch_missing = fetch_missing
+        self._asked: set[str] = set()  # blob ids already handed to fetch_missing after a miss
         self._proc: subprocess.Popen | None = None
         self._commits: dict[str, Commit] = {}
         self._trees: dict[str, list[tuple[str, str, str]]] = {}
@@ -140,11 +141,11 @@ class GitRepo:
         proc.stdin.flush()
         header = proc.stdout.readline()
         if not header:
-            if self._refetched(spec):
-                return self.object(spec, limit)
             raise MinbumpError(f"{self.path}: git cat-file stopped unexpectedly")
         parts = header.split()
         if len(parts) == 2 and parts[1] in (b"missing", b"ambiguous"):
+            if parts[1] == b"missing" and self._fetched(spec):
+                return self.object(spec, limit)
             return None
         sha, kind, size = parts[0].decode(), parts[1].decode(), int(parts[2])
         if limit is not None and size > limit:
@@ -162,16 +163,29 @@ class GitRepo:
         if self._fetch_missing is not None:
             self._fetch_missing(sorted(set(shas)))
 
-    def _refetched(self, spec: str) -> bool:
-        """cat-file exits on a blob its partial clone lacks when git cannot fetch it (the bot's cache gives
-        git no URL): let `fetch_missing` fetch it, and restart. False when that cannot be the reason."""
+    def _fetched(self, spec: str) -> bool:
+        """`spec` (a blob id, or `rev:path` a tree lists) is missing: `fetch_missing` fetched it (once at most)."""
         if self._fetch_missing is None:
             return False
-        self.close()
-        out = subprocess.run(["git", "-C", self.path, "rev-parse", "--verify", "--quiet", "--end-of-options", spec],
-                             capture_output=True, env=self._env, timeout=120)
-        oid = out.stdout.decode("ascii", "replace").strip()
-        return bool(_FULL_SHA.match(oid)) and self._fetch_missing([oid]) > 0
+        oid = spec if _FULL_SHA.match(spec) else self._listed(spec)
+        if oid is None or oid in self._asked:
+            return False
+        self._asked.add(oid)
+        return self._fetch_missing([oid]) > 0
+
+    def _listed(self, spec: str) -> str | None:
+        """The blob id the trees give `rev:path`, read from the trees alone (the blob may be absent)."""
+        rev, colon, path = spec.partition(":")
+        commit = self.object(f"{rev}^{{commit}}") if colon and path else None
+        if commit is None:
+            return None
+        tree = self.commit(commit[0]).tree
+        *dirs, name = path.split("/")
+        for part in dirs:
+            tree = next((e[2] for e in self._tree(tree) if e[1] == part and e[0] == "40000"), "")
+            if not tree:
+                return None
+        return next((e[2] for e in self._tree(tree) if e[1] == name and e[0] in ("100644", "100755", "120000")), None)
 
     def run(self, *args: str) -> str:
         out = subprocess.run(["git", "-C", self.path, *args], capture_output=True,
