@@ -30,7 +30,11 @@ GitHub asks integrators; see bot/service/github.py) is on by default, as in
 production; ``--no-pacing`` sets it and the request interval to 0 to show what
 the pacing costs.
 
-    python bench/e2e.py [--commits 60000] [--deliveries 20] [--gap 2] [--no-pacing]
+``--no-filter`` makes the fake answer as a server without partial clone
+support: the bot then falls back to a full clone (the cold figure as it was
+before partial clones), and so does the floor.
+
+    python bench/e2e.py [--commits 60000] [--deliveries 20] [--gap 2] [--no-pacing] [--no-filter]
 
 The last line printed is the warm p95 (with the cold ratio after it).
 """
@@ -160,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="idle seconds between warm deliveries, after the previous job's last write, plus a "
                          "random 0-0.5 s (default 2)")
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for one comment")
+    ap.add_argument("--no-filter", action="store_true",
+                    help="the fake refuses partial clones (the bot and the floor make full clones)")
     args = ap.parse_args(argv)
     if not (c.have_module("bot/service/run.py") and c.have_module("bot/service/wsgi.py")
             and c.have_module("tests/support/fakegithub.py")):
@@ -182,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             work.git("branch", "-f", ref, f"origin/{ref}")
         gh = FakeGitHub(tmp / "gh").start()
         stack.callback(gh.stop)
+        gh.git_filters = not args.no_filter
         t = time.perf_counter()
         gh.add_repo(REPO, work)
         head = work.git("rev-parse", "bump")

@@ -246,3 +246,39 @@ def test_cold_then_warm_job_on_a_partial_cache(tmp_path, fake_github, hosted, ca
     assert head2 in comment["body"]
     assert _expected(fake_github, work, head2) in comment["body"]
     assert svc.backend.failed_jobs() == [] and blob_id(work, base, BIG) in missing(path, "--all")
+
+
+def test_a_failed_blob_fetch_retries_the_job_instead_of_reporting(tmp_path, fake_github, hosted, caplog,
+                                                                   monkeypatch):
+    """The server fails once while the analysis fetches blobs: the job goes back to the queue (a
+    transient failure, as a failed fetch is) and its retry posts the real report."""
+    from werkzeug.wrappers import Response
+
+    work, base, head, _ = hosted
+    env = fast_env(fake_github, tmp_path / "data", GITHUB_TOKEN=fake_github.add_token("minbump-bot"))
+    svc = Harness(fake_github, tmp_path / "data", env)
+    state = {"armed": False, "failed": 0}
+    serve, fetch = fake_github._git, svc.runner.cache.fetch
+
+    def flaky_git(req, environ):
+        if state["armed"]:
+            state["armed"] = False
+            state["failed"] += 1
+            return Response("unavailable\n", status=503)
+        return serve(req, environ)
+
+    def fetch_then_arm(*args, **kwargs):
+        out = fetch(*args, **kwargs)
+        state["armed"] = state["failed"] == 0  # the next git request (the analysis's blob fetch) fails, once
+        return out
+
+    monkeypatch.setattr(fake_github, "_git", flaky_git)
+    monkeypatch.setattr(svc.runner.cache, "fetch", fetch_then_arm)
+    caplog.set_level(logging.INFO, logger="minbump")
+    svc.deliver("pull_request.opened", REPO, PR, head)
+    svc.work()
+    assert state["failed"] == 1
+    assert any('"git.fetch_failed"' in r.getMessage() for r in caplog.records)
+    (comment,) = _comments(fake_github)
+    assert _expected(fake_github, work, head) in comment["body"]
+    assert svc.backend.failed_jobs() == []

@@ -235,7 +235,8 @@ class GitCache:
             self._ensure(path)
             # Decided under the lock: a concurrent job may just have fetched them.
             with_tags = self.tags_due(path) if tags is None else tags
-            self._run_fetch(path, clone_url, token, refspecs + (["+refs/tags/*:refs/tags/*"] if with_tags else []))
+            partial = self._run_fetch(path, clone_url, token,
+                                      refspecs + (["+refs/tags/*:refs/tags/*"] if with_tags else []))
             if with_tags:
                 (path / self.TAG_STAMP).touch()
             base_sha = self._rev(path, base_local)
@@ -243,7 +244,6 @@ class GitCache:
             stamps = path / self.PULL_STAMPS
             stamps.mkdir(exist_ok=True)
             (stamps / str(pr)).touch()
-            partial = self.is_partial(path)
         return Fetched(path, base_local, base_sha, pull_local, pull_sha, time.monotonic() - start, with_tags,
                        partial)
 
@@ -258,11 +258,11 @@ class GitCache:
             (path / self.TAG_STAMP).touch()
         return time.monotonic() - start
 
-    def _run_fetch(self, path: Path, clone_url: str, token: str | None, refspecs: list[str]) -> None:
+    def _run_fetch(self, path: Path, clone_url: str, token: str | None, refspecs: list[str]) -> bool:
         """One ``git fetch`` (caller holds the lock); ``--prune`` only touches the refspecs given.
 
         A partial cache fetches without blobs; when the server ignores the filter on the cache's
-        first fetch, the cache holds every object and becomes a full clone.
+        first fetch, the cache holds every object and becomes a full clone. True: the cache is partial.
         """
         partial = self.is_partial(path)
         first = partial and not self._local(path, "for-each-ref", "--count=1")  # an empty cache
@@ -275,6 +275,8 @@ class GitCache:
         res = self._git_fetch(cmd, clone_url, token, partial)
         if first and REFUSED in res.stderr:
             self._make_full(path)
+            return False
+        return partial
 
     def _git_fetch(self, cmd: list[str], clone_url: str, token: str | None, partial: bool,
                    stdin: str | None = None) -> subprocess.CompletedProcess[str]:
