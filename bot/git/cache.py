@@ -15,20 +15,20 @@ Listing and negotiating hundreds of tags on every job cost more than the
 rest of a warm fetch; a release tag is created a few times a year.
 
 A partial clone: a new cache fetches commits and trees only
-(``--filter=blob:none``: 5 s instead of 8 s for the 60,000-commit benchmark
-repository, a third less disk); the analysis reads a few files, and the
-reader (:meth:`GitCache.reader`) hands the ids of the blobs it is about to
-read to :meth:`GitCache.fetch_blobs`, which fetches the absent ones in one
-batch, with the token, under the lock. The repository's own config names no
-promisor remote (only ``minbump.partialCloneFilter``): the cache's git
-commands get ``remote.minbump.promisor``, its filter and, for a fetch, its URL
-through the environment, while for any other reader a missing blob is plain
-missing: git never starts a fetch of its own (it would have no token, and one
-fetch per blob), and the reader asks the cache instead. (A hand-run ``git
-gc`` in a partial cache stops at the first missing blob, losing nothing;
-``minbump cache prune`` gives git the settings.) A server that refuses
-filters sends everything: the first fetch then leaves a plain full clone.
-Caches made before partial clones stay full clones.
+(``--filter=blob:none``: 5.2 instead of 7.4 s, 46 instead of 64 MB, for the
+60,000-commit benchmark repository through the test fake). The analysis reads
+a few files: the reader from :meth:`GitCache.reader` hands the ids of the
+blobs it is about to read (or has just found missing) to
+:meth:`GitCache.fetch_blobs`, which fetches the absent ones in one batch, with
+the token, under the lock. The repository's own config names no promisor
+remote (only ``minbump.partialCloneFilter``): the cache's git commands get
+``remote.minbump.promisor``, its filter and, to fetch, its URL through the
+environment. To any other git process a missing blob is plain missing, so git
+never starts a fetch of its own (it would have no token, and would fetch one
+blob at a time). A hand-run ``git gc`` in a partial cache stops at the first
+missing blob, losing nothing; ``minbump cache prune`` gives git the settings.
+A server that refuses filters sends everything: the first fetch then leaves a
+plain full clone. Caches made before partial clones stay full clones.
 
 Safety of the git invocation:
 
