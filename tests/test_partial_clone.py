@@ -102,13 +102,24 @@ def test_first_fetch_is_partial_and_reads_fetch_what_they_need_in_one_batch(tmp_
     # the git requests carried the token (the repository is private)
     assert {q.auth for q in fake_github.requests if q.kind == "git"} == {"token:minbump-bot"}
     assert blob_id(work, base, BIG) in missing(f.path, "--all")  # never read, never fetched
+    assert blob_id(work, "14.0.0", BIG) in missing(f.path, "--all")
+
+    # a blob id is fetched on a miss only when a tree the reader read lists it (never a commit by id)
+    big = blob_id(work, base, BIG)
+    with cache.reader(REPO, url, token) as g:
+        before = fetches(fake_github)
+        with pytest.raises(MinbumpError, match="object missing"):
+            g.blob(big)
+        assert fetches(fake_github) == before
+        assert [e.sha for e in g.files(base, ["docs/*"])] == [big]
+        assert g.blob(big) == b"still unread\n" * 40_000 and fetches(fake_github) == before + 1
 
     # any other reader finds the blob missing: git starts no fetch of its own (no URL, no token)
     before = fetches(fake_github)
     with Reader(f.path) as plain:
         with pytest.raises(MinbumpError, match="object missing"):
-            plain.blob(blob_id(work, base, BIG))
-        assert plain.read(base, BIG) is None and plain.read(base, NOVA_DRIVER) is not None
+            plain.blob(blob_id(work, "14.0.0", BIG))
+        assert plain.read("14.0.0", BIG) is None and plain.read(base, NOVA_DRIVER) is not None
     assert fetches(fake_github) == before
 
 

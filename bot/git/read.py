@@ -21,6 +21,7 @@ from bot.core.calendar import Need, TagFacts
 from bot.core.records import Record
 
 _FULL_SHA = re.compile(r"\A(?:[0-9a-f]{40}|[0-9a-f]{64})\Z")
+_BLOB_MODES = ("100644", "100755", "120000")  # tree entries that are blobs (files, symlinks)
 
 
 class Oversized(bytes):
@@ -164,17 +165,23 @@ class GitRepo:
             self._fetch_missing(sorted(set(shas)))
 
     def _fetched(self, spec: str) -> bool:
-        """`spec` (a blob id, or `rev:path` a tree lists) is missing: `fetch_missing` fetched it (once at most)."""
+        """`spec` (a blob id, or `rev:path`, that a tree lists) is missing: `fetch_missing` fetched it (once)."""
         if self._fetch_missing is None:
             return False
-        oid = spec if _FULL_SHA.match(spec) else self._listed(spec)
+        oid = self._listed(spec)
         if oid is None or oid in self._asked:
             return False
         self._asked.add(oid)
         return self._fetch_missing([oid]) > 0
 
     def _listed(self, spec: str) -> str | None:
-        """The blob id the trees give `rev:path`, read from the trees alone (the blob may be absent)."""
+        """The blob id the trees give `rev:path`, or `spec` when it is a blob id a tree read here lists.
+
+        Read from the trees alone (the blob may be absent); anything else (a commit) is never fetched by id.
+        """
+        if _FULL_SHA.match(spec):
+            listed = (e[2] for entries in self._trees.values() for e in entries if e[0] in _BLOB_MODES)
+            return spec if spec in listed else None
         rev, colon, path = spec.partition(":")
         commit = self.object(f"{rev}^{{commit}}") if colon and path else None
         if commit is None:
@@ -185,7 +192,7 @@ class GitRepo:
             tree = next((e[2] for e in self._tree(tree) if e[1] == part and e[0] == "40000"), "")
             if not tree:
                 return None
-        return next((e[2] for e in self._tree(tree) if e[1] == name and e[0] in ("100644", "100755", "120000")), None)
+        return next((e[2] for e in self._tree(tree) if e[1] == name and e[0] in _BLOB_MODES), None)
 
     def run(self, *args: str) -> str:
         out = subprocess.run(["git", "-C", self.path, *args], capture_output=True,
