@@ -293,3 +293,18 @@ def test_a_failed_blob_fetch_retries_the_job_instead_of_reporting(tmp_path, fake
     (comment,) = _comments(fake_github)
     assert _expected(fake_github, work, head) in comment["body"]
     assert svc.backend.failed_jobs() == []
+
+
+def test_dry_run_on_a_users_own_partial_clone_fetches_as_git_does(tmp_path, fake_github, hosted):
+    """No cache, no hook: git's own lazy fetch from the clone's remote brings what the analysis reads."""
+    work, base, head, _ = hosted
+    fake_github.repos[REPO].private = False
+    clone = tmp_path / "mine"
+    subprocess.run(["git", "clone", "-q", "--filter=blob:none", "--no-checkout", fake_github.clone_url(REPO),
+                    str(clone)], check=True, capture_output=True)
+    git(clone, "fetch", "-q", "origin", f"{head}:refs/heads/bump")
+    assert blob_id(work, head, NOVA_DRIVER) in missing(clone, "--all")
+    got = run_refs(clone, "origin/main", "bump")
+    assert render_markdown(got) == render_markdown(run_refs(work.path, "main", head))
+    assert blob_id(work, head, NOVA_DRIVER) not in missing(clone, "--all")
+    assert blob_id(work, base, BIG) in missing(clone, "--all")
