@@ -6,10 +6,16 @@ minbump side: wall time of ``minbump dry-run --repo R --base main --head bump``
 
 Floor: what no Python tool answering the same question can avoid, run as
 subprocesses in sequence: ``python -c pass`` (interpreter start), then
-``git for-each-ref refs/tags`` (tag lookup), ``git diff --name-status
-main...bump`` (what the range changes) and one ``git cat-file --batch`` that
-reads every watched file (``nova/virt/libvirt/*.py``) and the config at base,
-head and the previous release tag.
+``git for-each-ref refs/tags`` (tag lookup), ``git merge-base --is-ancestor
+refs/tags/<previous release> main`` (is the last release behind the base: the
+release the change ships in is read from the tags' topology since issue 10,
+and no tool can tell it without this walk; minbump asks the same of the
+release's final and rc tags in one ``for-each-ref --merged``), ``git diff
+--name-status main...bump`` (what the range changes) and one ``git cat-file
+--batch`` that reads every watched file (``nova/virt/libvirt/*.py``) and the
+config at base, head and the previous release tag. ``--floor-without-topology``
+leaves the walk out (the floor before issue 10, for comparing with older
+figures).
 
 The two are timed in alternating pairs after one warm-up each; the figure is
 the median of the per-pair ratios (target: at most 2.5).
@@ -43,7 +49,7 @@ def fixture(commits: int, watched: int = 10, tags: int = 300) -> tuple[Path, dic
     return repo, meta
 
 
-def floor_once(repo: Path, meta: dict) -> float:
+def floor_once(repo: Path, meta: dict, topology: bool = True) -> float:
     """Seconds for the floor: interpreter start + the git commands answering the question."""
     env = c.env_with_root()
     base, head, prev = meta["base"], meta["head"], meta["previous_release_tag"]
@@ -55,6 +61,8 @@ def floor_once(repo: Path, meta: dict) -> float:
     subprocess.run([c.python(), "-c", "pass"], check=True, env=env)
     subprocess.run(git + ["for-each-ref", "--format=%(refname) %(objectname) %(*objectname) %(creatordate:unix)",
                           "refs/tags"], check=True, stdout=subprocess.DEVNULL, env=env)
+    if topology:  # exit 0: the tag is an ancestor of the base
+        subprocess.run(git + ["merge-base", "--is-ancestor", f"refs/tags/{prev}", base], check=True, env=env)
     subprocess.run(git + ["diff", "--name-status", f"{base}...{head}"], check=True,
                    stdout=subprocess.DEVNULL, env=env)
     out = subprocess.run(git + ["cat-file", "--batch"], input=batch_in, check=True,
@@ -162,12 +170,12 @@ def breakdown(repo: Path, meta: dict, rounds: int = 7) -> None:
         prev = m
 
 
-def measure(repo: Path, meta: dict, pairs: int, warmup: int = 1) -> dict:
+def measure(repo: Path, meta: dict, pairs: int, warmup: int = 1, topology: bool = True) -> dict:
     """Alternating pairs; returns medians and the median per-pair ratio (None if minbump absent)."""
     if not c.have_module("bot/cli/__init__.py"):
-        floors = [floor_once(repo, meta) for _ in range(pairs)]
+        floors = [floor_once(repo, meta, topology) for _ in range(pairs)]
         return {"floor_s": c.median(floors), "minbump_s": None, "ratio": None, "pairs": pairs}
-    tm, tf = c.alternate(lambda: minbump_once(repo, meta), lambda: floor_once(repo, meta), pairs, warmup)
+    tm, tf = c.alternate(lambda: minbump_once(repo, meta), lambda: floor_once(repo, meta, topology), pairs, warmup)
     ratios = c.pair_ratios(tm, tf)
     return {"floor_s": c.median(tf), "minbump_s": c.median(tm), "ratio": c.median(ratios),
             "ratio_min": min(ratios), "ratio_max": max(ratios), "pairs": pairs,
@@ -185,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="skip the verdict and peak-RSS runs (smoke test)")
     ap.add_argument("--breakdown", action="store_true", help="also time start-up, imports and run as stages")
     ap.add_argument("--profile", action="store_true", help="also print the slowest imports and a cProfile top list")
+    ap.add_argument("--floor-without-topology", dest="topology", action="store_false",
+                    help="leave the release-topology walk out of the floor (the floor before issue 10)")
     args = ap.parse_args(argv)
     if args.repo:
         repo, meta = args.repo, make_repo.read_meta(args.repo)
@@ -197,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{meta['paths']} paths, driver.py {meta['driver_lines']} lines, "
           f"{meta['watched_constants']} watched constants, built in {meta['build_seconds']} s")
     print(f"command: {' '.join(minbump_args(repo, meta))}")
-    r = measure(repo, meta, args.pairs, args.warmup)
+    print("floor: python -c pass, for-each-ref, " + ("merge-base --is-ancestor (topology), " if args.topology else "")
+          + "diff, cat-file --batch")
+    r = measure(repo, meta, args.pairs, args.warmup, args.topology)
     if r["ratio"] is None:
         print(f"floor median {c.fmt_ms(r['floor_s'])} over {r['pairs']} runs")
         print("ratio dry-run/floor: pending (bot/cli/__init__.py does not exist yet)")

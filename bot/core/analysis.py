@@ -299,6 +299,7 @@ def _judge(inp: Inputs) -> Report:
     if previous is not None and inp.previous_files is not None:
         prev_snap, _ = snapshot(previous.tag, None, inp.previous_files, cfg)
     global_drops: dict[str, set] = {}
+    global_raise: dict[str, tuple[Version | None, Version]] = {}  # component -> the (old, new) judged unscoped
     skipped: list[str] = []
     raised: list[tuple[tuple, Version | None, Version, Constant]] = []
     for scope in sorted(set(eff_old) | set(eff_new), key=lambda k: (k[0], k[1] or "", k[2] or "")):
@@ -328,11 +329,17 @@ def _judge(inp: Inputs) -> Report:
             skipped.append(f"{const.name} not judged: no platform in the data runs {hv}")
             report.notes.append(f"{skipped[-1]}; nothing fails for it")
             continue
-        exclude = set(global_drops.get(comp, ())) if (arch or hv) else set()
-        hits = dropped(matrix, comp, ov, nv, day=as_of, rule=rule, arch=arch, hypervisor=hv, exclude=exclude,
-                       others=_other_minimums(matrix, eff_old, comp))
+        if (arch or hv) and global_raise.get(comp) == (ov, nv):
+            # Held to the component's own old and new minimum: the platforms of this scope were
+            # judged with the same numbers just before, and what that dropped is reported once.
+            hits = []
+        else:
+            exclude = set(global_drops.get(comp, ())) if (arch or hv) else set()
+            hits = dropped(matrix, comp, ov, nv, day=as_of, rule=rule, arch=arch, hypervisor=hv, exclude=exclude,
+                           others=_other_minimums(matrix, eff_old, comp))
         if not (arch or hv):
             global_drops[comp] = {h.platform.id if h.minor is None else (h.platform.id, h.minor) for h in hits}
+            global_raise[comp] = (ov, nv)
         dep = deprecation.check(comp, (arch, hv), nv, const.name, ov, previous, prev_snap, base,
                                 inp.previous_missing)
         report.deprecation.append(dep)

@@ -58,11 +58,15 @@ class Impacted(Record):
         }
 
 
-def shipped_on(matrix: Matrix, p: Platform, component: str, day: date) -> Cell:
-    """What an up-to-date install of `p` has on `day`: its newest minor by then, or its snapshot."""
-    minors = [m for m in matrix.minors_on(p, day) if component in m.ships]
-    if minors:
-        return minors[-1].ships[component]
+def shipped_on(matrix: Matrix, p: Platform, component: str, day: date,
+               minors: list[Minor] | None = None) -> Cell:
+    """What an up-to-date install of `p` has on `day`: its newest minor by then, or its snapshot.
+
+    `minors`: `matrix.minors_on(p, day)` when the caller has it already.
+    """
+    for m in reversed(matrix.minors_on(p, day) if minors is None else minors):
+        if component in m.ships:
+            return m.ships[component]
     return p.shipped(component, day)
 
 
@@ -200,7 +204,7 @@ def _judge_unit(matrix: Matrix, p: Platform, m: Minor | None, minors: list[Minor
     """
     comps = [c for c in olds if p.knows(c)] + ([component] if component not in olds else [])
     if m is None:
-        base = {c: shipped_on(matrix, p, c, day) for c in comps}
+        base = {c: shipped_on(matrix, p, c, day, minors) for c in comps}
         still, end, superseded = supported, p.support_end(rule), None
         conf = (lower_confidence(base[component].confidence, p.confidence.get("dates", "low"))
                 if supported else base[component].confidence)

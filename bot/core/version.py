@@ -11,7 +11,6 @@ say nothing about the upstream API). The release numbers are then handed to
 from __future__ import annotations
 
 import re
-from functools import total_ordering
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -45,7 +44,6 @@ def _part(p: object) -> int:
     raise ValueError(f"not a version part: {_show(p)}")
 
 
-@total_ordering
 class Version:
     """A dotted version; compares with missing trailing parts as zero. Parts are ints of at most 64 bits."""
 
@@ -72,10 +70,16 @@ class Version:
             return cls((value,))
         if not isinstance(value, str):
             raise ValueError(f"not a version: {_show(value)}")
+        hit = _PARSED.get(value)
+        if hit is not None and type(hit) is cls:
+            return hit
         release = normalise(value)
         if release is None:
             raise ValueError(f"not a version: {value[:60]!r}")
-        return cls(tuple(_part(p) for p in release.split(".")), release)
+        made = cls(tuple(_part(p) for p in release.split(".")), release)
+        if len(_PARSED) < 4096 and len(value) <= 64:
+            _PARSED[value] = made  # the matrix repeats its few hundred versions: one object (and ordering key) each
+        return made
 
     @classmethod
     def from_int(cls, number: int, base: int = 1000, width: int = 3) -> Version:
@@ -105,10 +109,26 @@ class Version:
             return NotImplemented
         return self.parts == other.parts or self.pep440() == other.pep440()
 
+    # All four orderings spelled out: the judgement compares thousands of pairs per report.
     def __lt__(self, other: Version) -> bool:
         if not isinstance(other, Version):
             return NotImplemented
         return self.pep440() < other.pep440()
+
+    def __le__(self, other: Version) -> bool:
+        if not isinstance(other, Version):
+            return NotImplemented
+        return self.pep440() <= other.pep440()
+
+    def __gt__(self, other: Version) -> bool:
+        if not isinstance(other, Version):
+            return NotImplemented
+        return self.pep440() > other.pep440()
+
+    def __ge__(self, other: Version) -> bool:
+        if not isinstance(other, Version):
+            return NotImplemented
+        return self.pep440() >= other.pep440()
 
     def __hash__(self) -> int:
         return hash(self.pep440())
@@ -118,6 +138,9 @@ class Version:
 
     def __repr__(self) -> str:
         return f"Version({self.text!r})"
+
+
+_PARSED: dict[str, Version] = {}
 
 
 def vstr(v: Version | None) -> str | None:

@@ -22,7 +22,7 @@ from bot.data.yamlcache import byte_limit, cached_yaml, check_size
 from bot.core.config import CONFIG_PATH, Config
 from bot.errors import ConfigError, MinbumpError
 from bot.data.limits import limits
-from bot.git.read import GitRepo, glob_match
+from bot.git.read import Asked, GitRepo, glob_match
 from bot.core.matrix import Matrix
 from bot.data.matrix import apply_file, default_matrix, with_overrides
 from bot.data.policy_files import read_policy
@@ -106,25 +106,44 @@ def _changes(g: GitRepo, base_sha: str, head_sha: str, cfg: Config) -> list[tupl
     return out
 
 
-def release_plan(g: GitRepo, calendar: calendars.Calendar | None, anchor: str, head_sha: str,
-                 head_date: date, wanted: str | None = None) -> calendars.ReleasePlan:
+class Planning:
     """The release the change ships in, from the tags' topology around `anchor` (the base branch's tip).
 
     The core asks about a few tags at a time, newest releases first; git
     answers with `for-each-ref --merged/--contains` on just those tags, and a
-    merge-base for a release branch it needs dated (mostly none).
+    merge-base for a release branch it needs dated (mostly none). The first
+    question is put at construction and `result()` collects: the walk runs
+    while the caller reads files and loads the matrix.
     """
-    if wanted:
-        return calendars.plan_by_option(calendar, wanted)
-    if calendar is None:
-        return calendars.plan_by_date(None, head_date)
-    names = [n for tags in calendars.release_tags(calendar, g.tag_names()).values() for n, _k in tags]
-    facts = calendars.TagFacts(tuple(names))
-    while True:
-        answer = calendars.plan_from_git(calendar, facts, head_date)
+
+    def __init__(self, g: GitRepo, calendar: calendars.Calendar | None, anchor: str, head_sha: str,
+                 head_date: date, wanted: str | None = None) -> None:
+        self.g, self.calendar, self.anchor, self.head_sha, self.head_date = g, calendar, anchor, head_sha, head_date
+        self.plan: calendars.ReleasePlan | None = None
+        self.asked: Asked | None = None
+        if wanted:
+            self.plan = calendars.plan_by_option(calendar, wanted)
+        elif calendar is None:
+            self.plan = calendars.plan_by_date(None, head_date)
+        else:
+            names = [n for tags in calendars.release_tags(calendar, g.tag_names()).values() for n, _k in tags]
+            self.facts = calendars.TagFacts(tuple(names))
+            self._step()
+
+    def _step(self) -> None:
+        assert self.calendar is not None
+        answer = calendars.plan_from_git(self.calendar, self.facts, self.head_date)
         if isinstance(answer, calendars.ReleasePlan):
-            return answer
-        g.answer(answer, facts, anchor, head_sha)  # each round settles new tags, so this ends
+            self.plan, self.asked = answer, None
+        else:
+            self.asked = self.g.ask(answer, self.anchor, self.head_sha)
+
+    def result(self) -> calendars.ReleasePlan:
+        while self.plan is None:
+            assert self.asked is not None
+            self.asked.fill(self.facts)  # each round settles new tags, so this ends
+            self._step()
+        return self.plan
 
 
 def _opened(repo: str | Path | GitRepo) -> GitRepo | nullcontext[GitRepo]:
@@ -146,33 +165,42 @@ def run_refs(repo_path: str | Path | GitRepo, base: str, head: str, *, config_pa
     `target_release` (a release name or tag) overrides the topology.
     """
     with _opened(repo_path) as g:
+        if not target_release:
+            g.list_tags()  # the release rule's first question; git answers while the refs resolve
         base_sha, head_sha = g.resolve(base), g.resolve(head)
         policy_sha = g.resolve(config_ref) if config_ref else base_sha
         notes: list[str] = []
-        fork = g.merge_base(base_sha, head_sha)
+        forking = g.start_merge_base(base_sha, head_sha)
+        cfg = load_config(g, policy_sha, config_ref or base, config_path, preset)
+        calendar = load_calendar(g, policy_sha, cfg)
+        head_date = g.commit(head_sha).committed.date()
+        planning = Planning(g, calendar, policy_sha, head_sha, head_date, target_release)
+        fork = forking.sha()
         if fork is None:
             shallow = " (this clone is shallow)" if g.is_shallow() else ""
             notes.append(f"{base} and {head} share no history in this repository{shallow}; the head is compared "
                          f"with {base} itself (fetch more history: `git fetch --unshallow`, or `fetch-depth: 0` "
                          "in actions/checkout)")
             fork = base_sha
-        cfg = load_config(g, policy_sha, config_ref or base, config_path, preset)
         patterns = cfg.watch
         policy = [p for p in cfg.policy_paths() if p not in cfg.support_tables]  # what the judgement reads
         relevant = _changes(g, fork, head_sha, cfg)
         matrix = load_matrix(g, policy_sha, cfg, matrix_files)
-        calendar = load_calendar(g, policy_sha, cfg)
-        head_date = g.commit(head_sha).committed.date()
-        plan = release_plan(g, calendar, policy_sha, head_sha, head_date, target_release)
-        plan.notes[:0] = notes
         policy_files = read_policy(g, fork, head_sha, cfg, relevant)
         inputs = Inputs(config=cfg, matrix=matrix, calendar=calendar, base_sha=base_sha, head_sha=head_sha,
                         head_date=head_date, base_files={}, head_files={}, changed=relevant, as_of=as_of,
-                        today=today, merge_base=fork, release_plan=plan,
+                        today=today, merge_base=fork, release_plan=None,
                         config_changed_at_head=any(c[1] in policy or c[2] in policy for c in relevant),
                         policy=policy_files)
+
+        def planned() -> calendars.ReleasePlan:
+            inputs.release_plan = plan = planning.result()
+            plan.notes[:0] = notes
+            return plan
+
         if not policy_files.changed and not any(any(glob_match(p, c[1]) or (c[2] and glob_match(p, c[2]))
                                                      for p in patterns) for c in relevant):
+            planned()
             return analyze(inputs)  # no watched source changed: a neutral report, nothing read
         blobs: dict[str, bytes] = {}
         max_source = limits().source_bytes  # a larger file is reported "not read: too large"
@@ -196,6 +224,7 @@ def run_refs(repo_path: str | Path | GitRepo, base: str, head: str, *, config_pa
         followed = [c[1] for c in relevant if c[0] == "R" and not any(glob_match(p, c[1]) for p in patterns)]
         inputs.base_files = read_all(fork)
         inputs.head_files = read_all(head_sha, followed)
+        plan = planned()  # the walk ran while the files were read
         previous = plan.previous
         if previous is not None:
             tag_sha = g.tag_commit(previous.tag)

@@ -64,6 +64,55 @@ def _check_ref(ref: str) -> None:
         raise MinbumpError(f"not a valid ref: {ref!r}")
 
 
+class Pending:
+    """A git command running beside the caller; its output is read once, when needed."""
+
+    def __init__(self, proc: subprocess.Popen, name: str) -> None:
+        self._proc = proc
+        self._name = name
+        self._result: tuple[int, bytes, bytes] | None = None
+
+    @property
+    def done(self) -> bool:
+        return self._result is not None
+
+    def _wait(self) -> tuple[int, bytes, bytes]:
+        if self._result is None:
+            try:
+                out, err = self._proc.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.communicate()
+                raise MinbumpError(f"git {self._name} took more than 120 s") from None
+            self._result = (self._proc.returncode, out, err)
+        return self._result
+
+    def text(self) -> str:
+        """The output; a one-line error when git failed."""
+        code, out, err = self._wait()
+        if code != 0:
+            msg = err.decode("utf-8", "replace").strip().splitlines()
+            raise MinbumpError(f"git {self._name} failed: {msg[-1] if msg else 'exit ' + str(code)}")
+        return out.decode("utf-8", "replace")
+
+    def sha(self) -> str | None:
+        """The one commit sha printed, or None when git printed none (or failed)."""
+        code, out, _ = self._wait()
+        sha = out.decode("ascii", "replace").strip()
+        return sha if code == 0 and _FULL_SHA.match(sha) else None
+
+    def names(self) -> frozenset[str]:
+        """The set of lines printed."""
+        return frozenset(self.text().split("\n")) - {""}
+
+    def discard(self) -> None:
+        """Stop it if nobody read it (the reader closes early on an error)."""
+        if self._result is None and self._proc.poll() is None:
+            self._proc.kill()
+        if self._result is None:
+            self._proc.communicate()
+
+
 class GitRepo:
     """A repository opened for reading; use as a context manager to stop the batch process."""
 
@@ -79,41 +128,67 @@ class GitRepo:
         self._fetch_missing = fetch_missing
         self._asked: set[str] = set()  # blob ids already handed to fetch_missing after a miss
         self._proc: subprocess.Popen | None = None
+        self._probed = False
         self._commits: dict[str, Commit] = {}
         self._trees: dict[str, list[tuple[str, str, str]]] = {}
         self._tag_rows: list[tuple[str, str, str]] | None = None
-        self._batch()  # also tells whether this is a repository at all, without a process of its own
+        self._tag_list: Pending | None = None
+        self._pending: list[Pending] = []
+        self._start_batch()  # its first answer tells whether this is a repository at all
 
     # ------------------------------------------------------------ plumbing
+    def start(self, *args: str) -> Pending:
+        """Start `git args` now and read its output later (`Pending.text`), so git works while Python does."""
+        try:
+            proc = subprocess.Popen(["git", "-C", self.path, *args], stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self._env)
+        except FileNotFoundError:
+            raise MinbumpError("git is not installed") from None
+        pending = Pending(proc, args[0])
+        self._pending = [p for p in self._pending if not p.done] + [pending]  # kept until read, to stop at close
+        return pending
+
+    def _start_batch(self) -> None:
+        try:
+            self._proc = subprocess.Popen(
+                ["git", "-C", self.path, "cat-file", "--batch"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env=self._env,
+            )
+        except FileNotFoundError:
+            raise MinbumpError("git is not installed") from None
+        # git checks the repository before reading stdin: an empty probe line
+        # answers "missing" in a repository, while outside one git exits.
+        # The answer is read on first use, so the caller goes on meanwhile.
+        assert self._proc.stdin
+        self._probed = False
+        try:
+            self._proc.stdin.write(b"\n")
+            self._proc.stdin.flush()
+        except BrokenPipeError:
+            pass
+
     def _batch(self) -> subprocess.Popen:
         if self._proc is None:
-            try:
-                self._proc = subprocess.Popen(
-                    ["git", "-C", self.path, "cat-file", "--batch"],
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                    env=self._env,
-                )
-            except FileNotFoundError:
-                raise MinbumpError("git is not installed") from None
-            # git checks the repository before reading stdin: an empty probe line
-            # answers "missing" in a repository, while outside one git exits.
-            assert self._proc.stdin and self._proc.stdout
-            try:
-                self._proc.stdin.write(b"\n")
-                self._proc.stdin.flush()
-            except BrokenPipeError:
-                pass
-            if not self._proc.stdout.readline():
-                err = self._proc.stderr.read().decode("utf-8", "replace") if self._proc.stderr else ""
-                self._proc.wait()
+            self._start_batch()
+        proc = self._proc
+        assert proc is not None and proc.stdout
+        if not self._probed:
+            if not proc.stdout.readline():
+                err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
+                proc.wait()
                 self._proc = None
                 if "not a git repository" in err:
                     raise MinbumpError(f"{self.path}: not a git repository")
                 last = err.strip().splitlines()[-1] if err.strip() else "unknown error"
                 raise MinbumpError(f"{self.path}: git cannot read it: {last}")
-        return self._proc
+            self._probed = True
+        return proc
 
     def close(self) -> None:
+        for pending in self._pending:
+            pending.discard()
+        self._pending.clear()
         if self._proc is not None:
             try:
                 self._proc.stdin.close()  # type: ignore[union-attr]
@@ -195,12 +270,7 @@ class GitRepo:
         return next((e[2] for e in self._tree(tree) if e[1] == name and e[0] in _BLOB_MODES), None)
 
     def run(self, *args: str) -> str:
-        out = subprocess.run(["git", "-C", self.path, *args], capture_output=True,
-                             env=self._env, timeout=120)
-        if out.returncode != 0:
-            msg = out.stderr.decode("utf-8", "replace").strip().splitlines()
-            raise MinbumpError(f"git {args[0]} failed: {msg[-1] if msg else 'exit ' + str(out.returncode)}")
-        return out.stdout.decode("utf-8", "replace")
+        return self.start(*args).text()
 
     # -------------------------------------------------------------- objects
     def resolve(self, ref: str) -> str:
@@ -363,18 +433,26 @@ class GitRepo:
         return res
 
     # ------------------------------------------------------------- topology
+    def list_tags(self) -> None:
+        """Start listing the tag names now, for a later `tag_names` (the release rule mostly needs them)."""
+        if self._tag_rows is None and self._tag_list is None:
+            self._tag_list = self.start("for-each-ref", "--format=%(refname:strip=2)", "refs/tags")
+
     def tag_names(self) -> list[str]:
         """Every tag's name (cheaper than `tags()`: no tag object is read)."""
         if self._tag_rows is not None:
             return [row[0] for row in self._tag_rows]
-        return [n for n in self.run("for-each-ref", "--format=%(refname:strip=2)", "refs/tags").split("\n") if n]
+        self.list_tags()
+        assert self._tag_list is not None
+        return [n for n in self._tag_list.text().split("\n") if n]
 
     def merge_base(self, a: str, b: str) -> str | None:
         """Where `b` forked from `a` (None when they share no history, e.g. in a shallow clone)."""
-        out = subprocess.run(["git", "-C", self.path, "merge-base", "--end-of-options", a, b],
-                             capture_output=True, env=self._env, timeout=120)
-        sha = out.stdout.decode("ascii", "replace").strip()
-        return sha if out.returncode == 0 and _FULL_SHA.match(sha) else None
+        return self.start_merge_base(a, b).sha()
+
+    def start_merge_base(self, a: str, b: str) -> Pending:
+        """`merge_base`, started now and read with `.sha()`."""
+        return self.start("merge-base", "--end-of-options", a, b)
 
     def is_shallow(self) -> bool:
         return self.run("rev-parse", "--is-shallow-repository").strip() == "true"
@@ -384,31 +462,53 @@ class GitRepo:
 
         Asked about a few recent tags at a time: git then walks only the history between them and `sha`.
         """
+        names = list(names)
+        return self.start_tags_relative(option, sha, names).names() if names else frozenset()
+
+    def start_tags_relative(self, option: str, sha: str, names: Iterable[str]) -> Pending:
+        """`tags_relative`, started now and read with `.names()`; `names` must not be empty (no name: every tag)."""
         refs = [f"refs/tags/{n}" for n in names]
         if not refs:
-            return frozenset()
-        out = self.run("for-each-ref", "--format=%(refname:strip=2)", f"--{option}={sha}", *refs)
-        return frozenset(out.split("\n")) - {""}
+            raise ValueError("no tag names to ask about")
+        return self.start("for-each-ref", "--format=%(refname:strip=2)", f"--{option}={sha}", *refs)
 
     def answer(self, need: Need, facts: TagFacts, base_sha: str, head_sha: str) -> None:
         """Fill in what `plan_from_git` asked about: one or two for-each-ref calls, or one merge-base per fork."""
-        if need.with_head:
-            hit = self.tags_relative("contains", head_sha, need.with_head) if head_sha != base_sha else frozenset()
-            facts.with_head.update({t: t in hit for t in need.with_head})
-        if need.relation:
-            behind = self.tags_relative("merged", base_sha, need.relation)
-            rest = [t for t in need.relation if t not in behind]
-            ahead = self.tags_relative("contains", base_sha, rest)
-            facts.relation.update({t: "behind" if t in behind else "ahead" if t in ahead else "neither"
-                                   for t in need.relation})
-        for tag in need.forks:
-            facts.forks[tag] = self.fork_date(tag, base_sha)
+        self.ask(need, base_sha, head_sha).fill(facts)
+
+    def ask(self, need: Need, base_sha: str, head_sha: str) -> Asked:
+        """`answer`, its first walks started now (the head's and the base's run side by side)."""
+        return Asked(self, need, base_sha, head_sha)
 
     def fork_date(self, tag: str, base_sha: str) -> date | None:
         """The commit date of the point where the branch holding `tag` left the base's history."""
         sha = self.tag_commit(tag)
         fork = self.merge_base(base_sha, sha) if sha else None
         return self.commit(fork).committed.date() if fork else None
+
+
+class Asked:
+    """A `Need` put to git: the walks run while the caller goes on; `fill` waits and records the answers."""
+
+    def __init__(self, g: GitRepo, need: Need, base_sha: str, head_sha: str) -> None:
+        self.g, self.need, self.base_sha = g, need, base_sha
+        self.head_q = (g.start_tags_relative("contains", head_sha, need.with_head)
+                       if need.with_head and head_sha != base_sha else None)
+        self.merged_q = g.start_tags_relative("merged", base_sha, need.relation) if need.relation else None
+
+    def fill(self, facts: TagFacts) -> None:
+        need = self.need
+        if self.merged_q is not None:
+            behind = self.merged_q.names()
+            rest = [t for t in need.relation if t not in behind]  # mostly none: no second walk
+            ahead = self.g.tags_relative("contains", self.base_sha, rest)
+            facts.relation.update({t: "behind" if t in behind else "ahead" if t in ahead else "neither"
+                                   for t in need.relation})
+        if need.with_head:
+            hit = self.head_q.names() if self.head_q else frozenset()
+            facts.with_head.update({t: t in hit for t in need.with_head})
+        for tag in need.forks:
+            facts.forks[tag] = self.g.fork_date(tag, self.base_sha)
 
 
 def _static_prefix(pattern: str) -> str:
