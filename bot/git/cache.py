@@ -14,6 +14,22 @@ because the analysis named a tag the cache lacks (:func:`missing_tags`).
 Listing and negotiating hundreds of tags on every job cost more than the
 rest of a warm fetch; a release tag is created a few times a year.
 
+A partial clone: a new cache fetches commits and trees only
+(``--filter=blob:none``: 5.2 instead of 7.4 s, 46 instead of 64 MB, for the
+60,000-commit benchmark repository through the test fake). The analysis reads
+a few files: the reader from :meth:`GitCache.reader` hands the ids of the
+blobs it is about to read (or has just found missing) to
+:meth:`GitCache.fetch_blobs`, which fetches the absent ones in one batch, with
+the token, under the lock. The repository's own config names no promisor
+remote (only ``minbump.partialCloneFilter``): the cache's git commands get
+``remote.minbump.promisor``, its filter and, to fetch, its URL through the
+environment. To any other git process a missing blob is plain missing, so git
+never starts a fetch of its own (it would have no token, and would fetch one
+blob at a time). A hand-run ``git gc`` in a partial cache stops at the first
+missing blob, losing nothing; ``minbump cache prune`` gives git the settings.
+A server that refuses filters sends everything: the first fetch then leaves a
+plain full clone. Caches made before partial clones stay full clones.
+
 Safety of the git invocation:
 
 * the token travels as an ``http.<origin>.extraHeader`` set through
@@ -29,6 +45,7 @@ from __future__ import annotations
 
 import base64
 import fcntl
+import functools
 import os
 import re
 import subprocess
@@ -42,9 +59,15 @@ from urllib.parse import urlsplit
 import git  # GitPython: creates the bare repositories
 
 from bot.errors import MinbumpError
+from bot.git.read import GitRepo
 from bot.service.logs import scrub
 
 _REPO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.][A-Za-z0-9_.-]*")
+_OID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+REMOTE = "minbump"  # the promisor remote of a partial cache, given only to the cache's own git commands
+FILTER = "blob:none"
+MARK = "minbump.partialCloneFilter"  # in a partial cache's config: the filter it was made with
+REFUSED = "filtering not recognized by server"  # git's warning when the server ignores --filter
 
 
 class GitFetchError(Exception):
@@ -62,6 +85,7 @@ class Fetched:
     pull_sha: str
     seconds: float
     tags_fetched: bool = False  # this fetch also brought the tags
+    partial: bool = False  # the cache is a partial clone (blobs fetched when read)
 
 
 @dataclass(frozen=True)
@@ -130,9 +154,29 @@ class GitCache:
             cw.set_value("core", "hooksPath", os.devnull)  # the cache runs no hooks, ever
             cw.set_value("gc", "auto", "0")  # we decide when to gc, not a fetch mid-job
             cw.set_value("fetch", "writeFetchHEAD", "false")
+            # A partial clone from the start (see the module docstring).
+            section, key = MARK.split(".")
+            cw.set_value(section, key, FILTER)
         repo.close()
 
-    def _env(self, url: str, token: str | None) -> dict[str, str]:
+    def is_partial(self, path: Path) -> bool:
+        """Whether the cached clone at ``path`` is a partial clone (older caches are full clones)."""
+        res = subprocess.run(["git", "-C", str(path), "config", "--get", MARK],
+                             capture_output=True, text=True, env=self._env(None, None))
+        return res.stdout.strip() == FILTER
+
+    def _make_full(self, path: Path) -> None:
+        """The server ignored the filter and sent every object: a plain full clone from now on."""
+        subprocess.run(["git", "-C", str(path), "config", "--unset", MARK],
+                       capture_output=True, env=self._env(None, None), check=True)
+        for marker in (path / "objects" / "pack").glob("*.promisor"):
+            marker.unlink()
+
+    def _env(self, url: str | None, token: str | None, partial: bool = False) -> dict[str, str]:
+        """The environment of the cache's git commands; ``url`` None for local ones (no network).
+
+        ``partial``: the promisor remote's settings (and, to fetch, its URL) for a partial cache.
+        """
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("GIT_", "SSH_")) and k not in ("GITHUB_TOKEN", "PRIVATE_KEY", "WEBHOOK_SECRET")}
         env.update({
@@ -147,7 +191,11 @@ class GitCache:
         # maintenance.auto: no "git maintenance run --auto" child after each fetch (gc.auto is 0 anyway).
         config = [("credential.helper", ""), ("http.followRedirects", "false"),
                   ("protocol.version", "2"), ("maintenance.auto", "false")]
-        if token:
+        if partial:
+            config += [(f"remote.{REMOTE}.promisor", "true"), (f"remote.{REMOTE}.partialclonefilter", FILTER)]
+            if url:
+                config.append((f"remote.{REMOTE}.url", url))
+        if token and url:
             parts = urlsplit(url)
             origin = f"{parts.scheme}://{parts.netloc}/"
             basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
@@ -187,7 +235,8 @@ class GitCache:
             self._ensure(path)
             # Decided under the lock: a concurrent job may just have fetched them.
             with_tags = self.tags_due(path) if tags is None else tags
-            self._run_fetch(path, clone_url, token, refspecs + (["+refs/tags/*:refs/tags/*"] if with_tags else []))
+            partial = self._run_fetch(path, clone_url, token,
+                                      refspecs + (["+refs/tags/*:refs/tags/*"] if with_tags else []))
             if with_tags:
                 (path / self.TAG_STAMP).touch()
             base_sha = self._rev(path, base_local)
@@ -195,7 +244,8 @@ class GitCache:
             stamps = path / self.PULL_STAMPS
             stamps.mkdir(exist_ok=True)
             (stamps / str(pr)).touch()
-        return Fetched(path, base_local, base_sha, pull_local, pull_sha, time.monotonic() - start, with_tags)
+        return Fetched(path, base_local, base_sha, pull_local, pull_sha, time.monotonic() - start, with_tags,
+                       partial)
 
     def fetch_tags(self, repo: str, clone_url: str, token: str | None) -> float:
         """Fetch only the tags (the analysis needs one the cache lacks); returns the seconds taken."""
@@ -208,13 +258,33 @@ class GitCache:
             (path / self.TAG_STAMP).touch()
         return time.monotonic() - start
 
-    def _run_fetch(self, path: Path, clone_url: str, token: str | None, refspecs: list[str]) -> None:
-        """One ``git fetch`` (caller holds the lock); ``--prune`` only touches the refspecs given."""
-        cmd = ["git", "-C", str(path), "fetch", "--quiet", "--no-tags", "--no-recurse-submodules",
-               "--prune", "--end-of-options", clone_url, *refspecs]
+    def _run_fetch(self, path: Path, clone_url: str, token: str | None, refspecs: list[str]) -> bool:
+        """One ``git fetch`` (caller holds the lock); ``--prune`` only touches the refspecs given.
+
+        A partial cache fetches without blobs; when the server ignores the filter on the cache's
+        first fetch, the cache holds every object and becomes a full clone. True: the cache is partial.
+        """
+        partial = self.is_partial(path)
+        first = partial and not self._local(path, "for-each-ref", "--count=1")  # an empty cache
+        if partial:
+            cmd = ["git", "-C", str(path), "fetch", "--quiet", "--no-tags", "--no-recurse-submodules",
+                   "--prune", f"--filter={FILTER}", "--end-of-options", REMOTE, *refspecs]
+        else:
+            cmd = ["git", "-C", str(path), "fetch", "--quiet", "--no-tags", "--no-recurse-submodules",
+                   "--prune", "--end-of-options", clone_url, *refspecs]
+        res = self._git_fetch(cmd, clone_url, token, partial)
+        if first and REFUSED in res.stderr:
+            self._make_full(path)
+            return False
+        return partial
+
+    def _git_fetch(self, cmd: list[str], clone_url: str, token: str | None, partial: bool,
+                   stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run a fetch with the token's environment; GitFetchError (retry) or MinbumpError (a missing ref)."""
         try:
-            res = subprocess.run(cmd, env=self._env(clone_url, token), capture_output=True,
-                                 text=True, timeout=self.timeout, stdin=subprocess.DEVNULL)
+            res = subprocess.run(cmd, env=self._env(clone_url, token, partial), capture_output=True,
+                                 text=True, timeout=self.timeout,
+                                 **({"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}))
         except subprocess.TimeoutExpired:
             raise GitFetchError(f"git fetch timed out after {self.timeout:.0f}s") from None
         if res.returncode != 0:
@@ -222,6 +292,44 @@ class GitCache:
             if "couldn't find remote ref" in msg:
                 raise MinbumpError(f"git fetch: {msg}")
             raise GitFetchError(f"git fetch failed ({res.returncode}): {msg}")
+        return res
+
+    def fetch_blobs(self, repo: str, clone_url: str, token: str | None, ids: Iterable[str]) -> int:
+        """Fetch the blobs among ``ids`` a partial cache lacks, in one ``git fetch``; how many it fetched.
+
+        Protocol v2 serves objects by id (GitHub does, for partial clones); the
+        filter keeps the fetch to the blobs named. A full clone lacks nothing to fetch.
+        """
+        check_clone_url(clone_url)
+        wanted = sorted({i for i in ids if isinstance(i, str) and _OID.fullmatch(i)})
+        path = self.path_for(repo)
+        if not wanted:
+            return 0
+        with self._locked(path):
+            if not self.is_partial(path):
+                return 0
+            # the ones here (a missing one is left out, never fetched by git itself)
+            have = set(self._local(path, "rev-list", "--objects", "--no-walk", "--ignore-missing",
+                                   "--missing=allow-any", "--stdin", stdin="\n".join(wanted) + "\n").split())
+            absent = [i for i in wanted if i not in have]
+            if absent:
+                cmd = ["git", "-C", str(path), "-c", "fetch.negotiationAlgorithm=noop", "fetch", "--quiet",
+                       "--no-tags", "--no-recurse-submodules", "--no-write-fetch-head", f"--filter={FILTER}",
+                       "--stdin", "--end-of-options", REMOTE]
+                self._git_fetch(cmd, clone_url, token, True, stdin="\n".join(absent) + "\n")
+        return len(absent)
+
+    def reader(self, repo: str, clone_url: str, token: str | None) -> GitRepo:
+        """A reader of the cached clone that fetches the blobs a partial clone lacks, with the token."""
+        return GitRepo(self.path_for(repo), fetch_missing=functools.partial(self.fetch_blobs, repo, clone_url, token))
+
+    def _local(self, path: Path, *args: str, stdin: str = "") -> str:
+        """A local listing command's output (``rev-list``, ``for-each-ref``): no network, no lazy fetch."""
+        res = subprocess.run(["git", "-C", str(path), *args], input=stdin, capture_output=True, text=True,
+                             env=self._env(None, None), timeout=self.timeout)
+        if res.returncode != 0:
+            raise GitFetchError(f"git {args[0]} failed: {res.stderr.strip()[-200:]}")
+        return res.stdout
 
     def repos(self) -> list[Path]:
         """The cached bare repositories."""
@@ -242,9 +350,9 @@ class GitCache:
         these stamps existed counts as old.
         """
         now = time.time() if now is None else now
-        env = self._env("https://localhost/", None)  # local commands only: no URL, no token
         out = []
         for path in self.repos():
+            env = self._env(None, None, self.is_partial(path))  # local commands only: no URL, no token
             with self._locked(path):
                 before = _disk_usage(path)
                 listing = subprocess.run(

@@ -207,7 +207,9 @@ def run_refs(repo_path: str | Path | GitRepo, base: str, head: str, *, config_pa
 
         def read_all(sha: str, extra_paths: Sequence[str] = ()) -> dict[str, bytes]:
             out = {}
-            for e in g.files(sha, patterns):
+            entries = g.files(sha, patterns)
+            g.prefetch(e.sha for e in entries if e.sha not in blobs)  # a partial clone fetches them at once
+            for e in entries:
                 if e.sha not in blobs:
                     blobs[e.sha] = g.blob(e.sha, e.path, limit=max_source)
                 out[e.path] = blobs[e.sha]

@@ -13,7 +13,7 @@ import fnmatch
 import os
 import re
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta, timezone, UTC
 
 from bot.errors import MinbumpError
@@ -21,6 +21,7 @@ from bot.core.calendar import Need, TagFacts
 from bot.core.records import Record
 
 _FULL_SHA = re.compile(r"\A(?:[0-9a-f]{40}|[0-9a-f]{64})\Z")
+_BLOB_MODES = ("100644", "100755", "120000")  # tree entries that are blobs (files, symlinks)
 
 
 class Oversized(bytes):
@@ -115,11 +116,17 @@ class Pending:
 class GitRepo:
     """A repository opened for reading; use as a context manager to stop the batch process."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike,
+                 fetch_missing: Callable[[list[str]], int] | None = None) -> None:
+        """`fetch_missing`: given by the owner of a partial clone that git itself must not fetch into (the
+        bot's cache), it fetches the absent ones of the blob ids it is given in one batch, with its
+        credentials, and says how many it fetched. Without it, a partial clone works as git makes it."""
         self.path = os.fspath(path)
         if not os.path.exists(self.path):
             raise MinbumpError(f"{self.path}: no such directory")
         self._env = _env()
+        self._fetch_missing = fetch_missing
+        self._asked: set[str] = set()  # blob ids already handed to fetch_missing after a miss
         self._proc: subprocess.Popen | None = None
         self._probed = False
         self._commits: dict[str, Commit] = {}
@@ -213,6 +220,8 @@ class GitRepo:
             raise MinbumpError(f"{self.path}: git cat-file stopped unexpectedly")
         parts = header.split()
         if len(parts) == 2 and parts[1] in (b"missing", b"ambiguous"):
+            if parts[1] == b"missing" and self._fetched(spec):
+                return self.object(spec, limit)
             return None
         sha, kind, size = parts[0].decode(), parts[1].decode(), int(parts[2])
         if limit is not None and size > limit:
@@ -224,6 +233,41 @@ class GitRepo:
         data = proc.stdout.read(size)
         proc.stdout.read(1)  # trailing newline
         return sha, kind, data
+
+    def prefetch(self, shas: Iterable[str]) -> None:
+        """Blobs about to be read: with `fetch_missing`, the absent ones are fetched now, in one batch."""
+        if self._fetch_missing is not None:
+            self._fetch_missing(sorted(set(shas)))
+
+    def _fetched(self, spec: str) -> bool:
+        """`spec` (a blob id, or `rev:path`, that a tree lists) is missing: `fetch_missing` fetched it (once)."""
+        if self._fetch_missing is None:
+            return False
+        oid = self._listed(spec)
+        if oid is None or oid in self._asked:
+            return False
+        self._asked.add(oid)
+        return self._fetch_missing([oid]) > 0
+
+    def _listed(self, spec: str) -> str | None:
+        """The blob id the trees give `rev:path`, or `spec` when it is a blob id a tree read here lists.
+
+        Read from the trees alone (the blob may be absent); anything else (a commit) is never fetched by id.
+        """
+        if _FULL_SHA.match(spec):
+            listed = (e[2] for entries in self._trees.values() for e in entries if e[0] in _BLOB_MODES)
+            return spec if spec in listed else None
+        rev, colon, path = spec.partition(":")
+        commit = self.object(f"{rev}^{{commit}}") if colon and path else None
+        if commit is None:
+            return None
+        tree = self.commit(commit[0]).tree
+        *dirs, name = path.split("/")
+        for part in dirs:
+            tree = next((e[2] for e in self._tree(tree) if e[1] == part and e[0] == "40000"), "")
+            if not tree:
+                return None
+        return next((e[2] for e in self._tree(tree) if e[1] == name and e[0] in _BLOB_MODES), None)
 
     def run(self, *args: str) -> str:
         return self.start(*args).text()
@@ -346,6 +390,13 @@ class GitRepo:
 
     def changed(self, base: str, head: str) -> list[tuple[str, str, str | None]]:
         """(status, path, old_path) from base to head, renames followed (Nova's connection.py -> driver.py)."""
+        if self._fetch_missing is not None:  # finding renames reads the added and deleted files
+            raw = self.run("diff", "--raw", "-z", "--no-renames", "--no-abbrev", base, head, "--").split("\0")
+            rows = [r.split() for r in raw[::2]]  # ":old mode, new mode, old id, new id, status", path
+            added = [f[3] for f in rows if len(f) == 5 and f[4] == "A" and f[1] != "160000"]
+            deleted = [f[2] for f in rows if len(f) == 5 and f[4] == "D" and f[0] != ":160000"]
+            if added and deleted:
+                self.prefetch(added + deleted)
         out = self.run("diff", "--name-status", "-M", "-z", "--no-ext-diff", base, head, "--")
         parts = out.split("\0")
         res: list[tuple[str, str, str | None]] = []

@@ -183,7 +183,7 @@ class JobRunner:
             raise RetryLater(str(exc)) from None
         fetched_out.append(fetched)
         log("git.fetched", seconds=round(time.monotonic() - t0, 3), base_sha=fetched.base_sha,
-            pull_sha=fetched.pull_sha, tags=fetched.tags_fetched, **fields)
+            pull_sha=fetched.pull_sha, tags=fetched.tags_fetched, partial=fetched.partial, **fields)
         if fetched.pull_sha != spec.head_sha:
             if self._still_head(spec) is not False:
                 # GitHub updates refs/pull/N/head a moment after the push's webhook: fetch again soon.
@@ -194,8 +194,12 @@ class JobRunner:
             return
         base = self._merge_base(fetched.path, fetched.base_sha, spec.head_sha)
         t1 = time.monotonic()
-        report, problem, not_configured = self._within_limit(
-            lambda: self._analyse_fetching_tags(spec, fetched, base, token, fields))
+        try:
+            report, problem, not_configured = self._within_limit(
+                lambda: self._analyse_fetching_tags(spec, fetched, base, token, fields))
+        except GitFetchError as exc:  # fetching the blobs a partial cache lacked
+            log("git.fetch_failed", level=logging.WARNING, error=error_text(exc), **fields)
+            raise RetryLater(str(exc)) from None
         log("analysis.done", seconds=round(time.monotonic() - t1, 3), base=base,
             verdict=report.verdict if report else None, problem=problem,
             watched_changed=report.watched_changed if report else None, **fields)
@@ -204,7 +208,7 @@ class JobRunner:
 
     def _analyse_fetching_tags(self, spec: JobSpec, fetched: Fetched, base: str, token: str,
                                fields: dict[str, Any]) -> tuple[Any, str | None, bool]:
-        report, problem, not_configured = self._analyse(fetched, base, spec.head_sha)
+        report, problem, not_configured = self._analyse(spec, fetched, base, token)
         absent = missing_tags(fetched.path, self._previous_tags(report)) if not fetched.tags_fetched else []
         if absent:
             # The report relied on a release tag this cache has not fetched yet: fetch the tags, analyse again.
@@ -214,7 +218,7 @@ class JobRunner:
                 log("git.fetch_failed", level=logging.WARNING, error=error_text(exc), **fields)
                 raise RetryLater(str(exc)) from None
             log("git.tags_fetched", seconds=round(seconds, 3), missing=absent[:5], **fields)
-            report, problem, not_configured = self._analyse(fetched, base, spec.head_sha)
+            report, problem, not_configured = self._analyse(spec, fetched, base, token)
         return report, problem, not_configured
 
     def _within_limit(self, analyse: Any) -> tuple[Any, str | None, bool]:
@@ -266,11 +270,12 @@ class JobRunner:
         except Exception:  # noqa: BLE001 - an unreadable config is what the report may be about
             return default
 
-    def _analyse(self, fetched: Fetched, base: str, head_sha: str) -> tuple[Any, str | None, bool]:
+    def _analyse(self, spec: JobSpec, fetched: Fetched, base: str, token: str | None) -> tuple[Any, str | None, bool]:
         """(report or None, problem, not configured) of the real analyzer on the cache.
 
         An input the analysis cannot read (MinbumpError, or a hostile file's
         RecursionError/MemoryError) is a problem to report, not a failure to retry.
+        The cache's reader fetches the blobs a partial cache lacks (GitFetchError: retry).
         """
         from bot.git.gather import NotConfigured, run_refs
 
@@ -278,7 +283,8 @@ class JobRunner:
         problem: str | None = None
         not_configured = False
         try:
-            report = run_refs(fetched.path, base, head_sha, today=date.today(), config_ref=fetched.base_sha)
+            with self.cache.reader(spec.repo, spec.clone_url, token) as g:
+                report = run_refs(g, base, spec.head_sha, today=date.today(), config_ref=fetched.base_sha)
         except NotConfigured as exc:
             not_configured, problem = True, str(exc)
         except MinbumpError as exc:

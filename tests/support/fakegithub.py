@@ -135,6 +135,9 @@ class FakeGitHub:
         self.requests: list[Recorded] = []
         self.faults: list[Fault] = []
         self.on_request: Any = None  # optional callback(method, path) -> None, e.g. move a head
+        # git serving: partial clones (`--filter=blob:none`) as GitHub allows them; False makes
+        # http-backend answer as a server without filters (git warns and sends every object).
+        self.git_filters = True
         self._ids = itertools.count(1000)
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -620,6 +623,9 @@ class FakeGitHub:
             "REMOTE_ADDR": "127.0.0.1",
             "GIT_PROTOCOL": req.headers.get("Git-Protocol", ""),
             "HTTP_CONTENT_ENCODING": req.headers.get("Content-Encoding", ""),
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": "uploadpack.allowFilter",
+            "GIT_CONFIG_VALUE_0": "true" if self.git_filters else "false",
         }
         proc = subprocess.run(["git", "http-backend"], input=data, env=env, capture_output=True,
                               timeout=60)
