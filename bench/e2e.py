@@ -54,6 +54,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -84,18 +85,23 @@ class WorkRepo:
         return self.git("rev-parse", ref)
 
 
-def step_offsets(log: Path, skip_first: int = 1) -> list[tuple[str, float]]:
-    """Median time of each logged step after ``webhook.accepted``, per delivery (the cold ones skipped)."""
-    per: dict[str, dict[str, float]] = {}
-    order: list[str] = []
+def _steps(log: Path) -> Iterator[tuple[str, str, float]]:
+    """(delivery, step, timestamp) of each step record in the service's JSON log."""
     for line in log.read_text(errors="replace").splitlines():
         try:
             rec = json.loads(line)
         except ValueError:
             continue
         d, step, ts = rec.get("delivery"), rec.get("step"), rec.get("ts")
-        if not d or not step or ts is None:
-            continue
+        if d and step and ts is not None:
+            yield d, step, ts
+
+
+def step_offsets(log: Path, skip_first: int = 1) -> list[tuple[str, float]]:
+    """Median time of each logged step after ``webhook.accepted``, per delivery (the cold ones skipped)."""
+    per: dict[str, dict[str, float]] = {}
+    order: list[str] = []
+    for d, step, ts in _steps(log):
         if d not in per:
             per[d] = {}
             order.append(d)
@@ -114,14 +120,7 @@ def first_delivery_steps(log: Path) -> list[tuple[str, float]]:
     """Each logged step of the first (cold) delivery, ms after its ``webhook.accepted``."""
     steps: dict[str, float] = {}
     first = None
-    for line in log.read_text(errors="replace").splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        d, step, ts = rec.get("delivery"), rec.get("step"), rec.get("ts")
-        if not d or not step or ts is None:
-            continue
+    for d, step, ts in _steps(log):
         first = first or d
         if d == first:
             steps.setdefault(step, ts)

@@ -15,6 +15,13 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("MINBUMP_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "minbump-cache"))
 
 
+@pytest.fixture(autouse=True)
+def _no_service_env(monkeypatch):
+    """The service's settings come from each test, never from the shell that runs the suite."""
+    for name in ("REDIS_URL", "APP_ID", "PRIVATE_KEY", "PRIVATE_KEY_PATH", "GITHUB_TOKEN", "WEBHOOK_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def repo(tmp_path) -> GitRepo:
     return GitRepo(tmp_path / "repo")

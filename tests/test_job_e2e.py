@@ -28,12 +28,6 @@ REPO = "octo/nova"
 PR = 17
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch):
-    for name in ("REDIS_URL", "APP_ID", "PRIVATE_KEY", "PRIVATE_KEY_PATH", "GITHUB_TOKEN", "WEBHOOK_SECRET"):
-        monkeypatch.delenv(name, raising=False)
-
-
 @pytest.fixture
 def nova(tmp_path, fake_github):
     work, base, head = nova_repo(tmp_path / "nova")

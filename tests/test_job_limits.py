@@ -23,12 +23,6 @@ REPO, PR = "octo/nova", 17
 BOT = "minbump-bot"
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch):
-    for name in ("REDIS_URL", "APP_ID", "PRIVATE_KEY", "PRIVATE_KEY_PATH", "GITHUB_TOKEN", "WEBHOOK_SECRET"):
-        monkeypatch.delenv(name, raising=False)
-
-
 def host(gh, tmp_path, head_files=None, config=CONFIG):
     """The nova bump (or ``head_files`` instead of its head), the base's config being ``config``."""
     work, base, head = nova_repo(tmp_path / "nova", head_files=head_files)

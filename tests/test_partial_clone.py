@@ -25,12 +25,6 @@ PR = 7
 BIG = "docs/big.bin"  # a file the analysis never reads
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch):
-    for name in ("REDIS_URL", "APP_ID", "PRIVATE_KEY", "PRIVATE_KEY_PATH", "GITHUB_TOKEN", "WEBHOOK_SECRET"):
-        monkeypatch.delenv(name, raising=False)
-
-
 @pytest.fixture
 def hosted(tmp_path, fake_github):
     """Newton (14.0.0) warns that 1.2.9 comes next; base tweaks the driver; head raises the minimum.

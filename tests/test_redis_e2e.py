@@ -49,12 +49,6 @@ TWICE = range(1, 7)  # PRs that get a second push during the burst
 REOPENED = range(7, 11)  # PRs that get a `reopened` of the same head
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("REDIS_URL", "APP_ID", "PRIVATE_KEY", "PRIVATE_KEY_PATH", "GITHUB_TOKEN", "WEBHOOK_SECRET"):
-        monkeypatch.delenv(name, raising=False)
-
-
 @pytest.fixture(scope="module")
 def nova_prs(tmp_path_factory: pytest.TempPathFactory) -> tuple[GitRepo, dict[int, list[str]]]:
     """One base (MIN_LIBVIRT_VERSION 1.2.1, tag 14.0.0) and per PR one or two heads raising it to 1.2.9."""

@@ -30,12 +30,6 @@ from tests.support.fakegithub import SECRET, load_payload, sign, webhook_headers
 HEAD = "2b2f8a8a2f1c9e7d3b6a5c4d3e2f1a0b9c8d7e6f"
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch):
-    for name in ("REDIS_URL", "APP_ID", "PRIVATE_KEY", "PRIVATE_KEY_PATH", "GITHUB_TOKEN", "WEBHOOK_SECRET"):
-        monkeypatch.delenv(name, raising=False)
-
-
 class Recorder:
     def __init__(self) -> None:
         self.specs: list = []
