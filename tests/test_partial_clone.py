@@ -302,3 +302,25 @@ def test_dry_run_on_a_users_own_partial_clone_fetches_as_git_does(tmp_path, fake
     assert render_markdown(got) == render_markdown(run_refs(work.path, "main", head))
     assert blob_id(work, head, NOVA_DRIVER) not in missing(clone, "--all")
     assert blob_id(work, base, BIG) in missing(clone, "--all")
+
+
+def test_a_blob_another_worker_fetched_meanwhile_is_read(tmp_path, fake_github, hosted):
+    """Two workers share a machine's cache: the blob this reader missed may arrive by the other's fetch
+    before this reader's own call, which then has nothing to fetch. The read must still succeed
+    (it once came back as "no config at base", a neutral verdict for a failing change)."""
+    work, base, head, token = hosted
+    url = fake_github.clone_url(REPO)
+    cache = GitCache(tmp_path / "cache")
+    f = cache.fetch(REPO, url, "main", PR, token)
+    calls: list[int] = []
+
+    def other_worker_first(ids: list[str]) -> int:
+        cache.fetch_blobs(REPO, url, token, ids)  # the other worker's fetch lands first
+        calls.append(cache.fetch_blobs(REPO, url, token, ids))  # ours: nothing left to fetch
+        return calls[-1]
+
+    with Reader(f.path, fetch_missing=other_worker_first) as g:
+        assert g.read(base, ".github/minbump.yml") == CONFIG.encode()
+        assert calls == [0]
+        got = run_refs(g, f.base_ref, head, config_ref=f.base_sha)
+    assert render_markdown(got) == render_markdown(run_refs(work.path, "main", head))

@@ -240,14 +240,20 @@ class GitRepo:
             self._fetch_missing(sorted(set(shas)))
 
     def _fetched(self, spec: str) -> bool:
-        """`spec` (a blob id, or `rev:path`, that a tree lists) is missing: `fetch_missing` fetched it (once)."""
+        """`spec` (a blob id, or `rev:path`, that a tree lists) is missing: worth reading again (once)?
+
+        True once `fetch_missing` ran for it, whatever it fetched: a process sharing the
+        cache may have fetched the blob between this reader's miss and the call (the hook
+        then finds nothing to fetch), and git finds the new pack when asked again.
+        """
         if self._fetch_missing is None:
             return False
         oid = self._listed(spec)
         if oid is None or oid in self._asked:
             return False
         self._asked.add(oid)
-        return self._fetch_missing([oid]) > 0
+        self._fetch_missing([oid])
+        return True
 
     def _listed(self, spec: str) -> str | None:
         """The blob id the trees give `rev:path`, or `spec` when it is a blob id a tree read here lists.
