@@ -9,7 +9,7 @@ import pytest
 
 from bot.git.gather import NotConfigured, run_refs
 from bot.errors import ConfigError, MinbumpError
-from tests.support.nova import CONFIG, driver
+from tests.support.nova import CONFIG, driver, ocata_bump
 
 DRV = "nova/virt/libvirt/driver.py"
 
@@ -50,11 +50,7 @@ def test_warned_raise_mitaka(repo):
 
 def test_unwarned_raise_fails(repo):
     """Ocata-era raise to 1.2.9 where Newton only warned below 1.2.1: drops Ubuntu 14.04 unwarned."""
-    repo.commit({DRV: driver("(1, 2, 1)", "(1, 2, 1)"), ".github/minbump.yml": CONFIG},
-                date="2016-09-01T10:00:00+00:00")
-    repo.tag("14.0.0", date="2016-10-06T10:00:00+00:00")
-    repo.branch("bump")
-    repo.commit({DRV: driver("(1, 2, 9)", "(1, 2, 9)")}, date="2016-11-20T10:00:00+00:00")
+    ocata_bump(repo)
     r = run_refs(repo.path, "main", "bump")
     assert r.target_release["tag"] == "15.0.0"
     assert r.verdict == "fail"
@@ -289,11 +285,7 @@ def test_neutral_when_nothing_watched_changes(repo):
 
 
 def test_json_contract_keys(repo):
-    repo.commit({DRV: driver("(1, 2, 1)", "(1, 2, 1)"), ".github/minbump.yml": CONFIG},
-                date="2016-09-01T10:00:00+00:00")
-    repo.tag("14.0.0", date="2016-10-06T10:00:00+00:00")
-    repo.branch("bump")
-    repo.commit({DRV: driver("(1, 2, 9)", "(1, 2, 9)")}, date="2016-11-20T10:00:00+00:00")
+    ocata_bump(repo)
     d = json.loads(json.dumps(run_refs(repo.path, "main", "bump").to_dict()))
     for key in ("verdict", "base", "head", "as_of", "support_rule", "target_release", "changes", "effective",
                 "impacted", "unknown", "deprecation", "obsolete_feature_minimums", "errors"):
@@ -369,11 +361,7 @@ def test_invalid_config_names_key_and_line(repo):
 
 
 def test_bare_repository_and_read_only(repo, tmp_path):
-    repo.commit({DRV: driver("(1, 2, 1)", "(1, 2, 1)"), ".github/minbump.yml": CONFIG},
-                date="2016-09-01T10:00:00+00:00")
-    repo.tag("14.0.0", date="2016-10-06T10:00:00+00:00")  # Newton's tag: its warning is known
-    repo.branch("bump")
-    repo.commit({DRV: driver("(1, 2, 9)", "(1, 2, 9)")}, date="2016-11-20T10:00:00+00:00")
+    ocata_bump(repo)
     bare = repo.bare(tmp_path / "bare.git")
     import subprocess
 

@@ -9,9 +9,7 @@ import sys
 import pytest
 
 from bot.cli import main
-from tests.support.nova import CONFIG, driver
-
-DRV = "nova/virt/libvirt/driver.py"
+from tests.support.nova import ocata_bump
 
 
 def run(args, capsys):
@@ -23,11 +21,7 @@ def run(args, capsys):
 
 @pytest.fixture
 def bump(repo):
-    repo.commit({DRV: driver("(1, 2, 1)", "(1, 2, 1)"), ".github/minbump.yml": CONFIG},
-                date="2016-09-01T10:00:00+00:00")
-    repo.tag("14.0.0", date="2016-10-06T10:00:00+00:00")
-    repo.branch("bump")
-    repo.commit({DRV: driver("(1, 2, 9)", "(1, 2, 9)")}, date="2016-11-20T10:00:00+00:00")
+    ocata_bump(repo)
     return repo
 
 

@@ -15,7 +15,7 @@ import pytest
 from bot.cli import main as entry_main
 from bot.core.report import render_markdown
 from bot.git.gather import run_refs
-from tests.support.nova import CONFIG, driver
+from tests.support.nova import CONFIG, driver, ocata_bump
 
 DRV = "nova/virt/libvirt/driver.py"
 
@@ -373,11 +373,7 @@ def test_superseded_minor_vs_extended_update_support(repo, tmp_path, rule):
 
 def test_minor_superseded_by_an_undated_minor(repo):
     """RHEL/CentOS 7.1 ended when 7.2 shipped, though the data does not date 7.2: not supported until 7.7."""
-    repo.commit({DRV: driver("(1, 2, 1)", "(1, 2, 1)"), ".github/minbump.yml": CONFIG},
-                date="2016-09-01T10:00:00+00:00")
-    repo.tag("14.0.0", date="2016-10-06T10:00:00+00:00")
-    repo.branch("bump")
-    repo.commit({DRV: driver("(1, 2, 9)", "(1, 2, 9)")}, date="2016-11-20T10:00:00+00:00")
+    ocata_bump(repo)
     r = run_refs(repo.path, "main", "bump")
     minors = {(d["platform"], d["minor"]): d for d in r.impacted if d["minor"]}
     for pid, product in (("rhel-7", "RHEL"), ("centos-7", "CentOS")):

@@ -63,3 +63,15 @@ NEXT_MIN_QEMU_VERSION = {next_qemu}
 
 
 CONFIG = "preset: openstack-nova\n"
+
+
+def ocata_bump(repo) -> None:
+    """Newton (tag 14.0.0) warned only below 1.2.1; branch `bump` raises the minimum to 1.2.9 (an Ocata change).
+
+    `repo` (a tests.support.gitrepo.GitRepo) is left on `bump`.
+    """
+    repo.commit({"nova/virt/libvirt/driver.py": driver("(1, 2, 1)", "(1, 2, 1)"), ".github/minbump.yml": CONFIG},
+                date="2016-09-01T10:00:00+00:00")
+    repo.tag("14.0.0", date="2016-10-06T10:00:00+00:00")
+    repo.branch("bump")
+    repo.commit({"nova/virt/libvirt/driver.py": driver("(1, 2, 9)", "(1, 2, 9)")}, date="2016-11-20T10:00:00+00:00")
