@@ -29,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as c  # noqa: E402
+import dryrun  # noqa: E402
 import make_repo  # noqa: E402
 
 TARGET = 2.0
@@ -75,13 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pairs", type=int, default=5)
     ap.add_argument("--repo", type=Path, help="an existing fixture made by make_repo.py")
     args = ap.parse_args(argv)
-    if args.repo:
-        repo, meta = args.repo, make_repo.read_meta(args.repo)
-        if meta is None:
-            raise SystemExit(f"{args.repo}: no .git/minbump-bench.json (build it with bench/make_repo.py)")
-    else:
-        repo = c.OUT / f"nova-{args.commits}c-{args.watched}w-{args.tags}t"
-        meta = make_repo.ensure_repo(repo, args.commits, args.watched, args.tags)
+    repo, meta = dryrun.fixture(args.commits, args.watched, args.tags, args.repo)
     print(f"machine: {c.machine()}")
     print(f"fixture: {meta['commits_total']} commits ({meta['commits_main']} on main), {meta['tags']} tags, "
           f"driver.py {meta['driver_lines']} lines, {meta['driver_commits']} commits edit it")

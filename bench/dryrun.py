@@ -43,10 +43,16 @@ import make_repo  # noqa: E402
 TARGET = 2.5
 
 
-def fixture(commits: int, watched: int = 10, tags: int = 300) -> tuple[Path, dict]:
+def fixture(commits: int, watched: int = 10, tags: int = 300, repo: Path | None = None) -> tuple[Path, dict]:
+    """The benchmark repository and its metadata: `repo` when given (made by make_repo.py), else the one
+    with these parameters in bench/out/ (built on first use)."""
+    if repo is not None:
+        meta = make_repo.read_meta(repo)
+        if meta is None:
+            raise SystemExit(f"{repo}: no .git/minbump-bench.json (build it with bench/make_repo.py)")
+        return repo, meta
     repo = c.OUT / f"nova-{commits}c-{watched}w-{tags}t"
-    meta = make_repo.ensure_repo(repo, commits, watched, tags)
-    return repo, meta
+    return repo, make_repo.ensure_repo(repo, commits, watched, tags)
 
 
 def floor_once(repo: Path, meta: dict, topology: bool = True) -> float:
@@ -196,12 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--floor-without-topology", dest="topology", action="store_false",
                     help="leave the release-topology walk out of the floor (the floor before issue 10)")
     args = ap.parse_args(argv)
-    if args.repo:
-        repo, meta = args.repo, make_repo.read_meta(args.repo)
-        if meta is None:
-            raise SystemExit(f"{args.repo}: no .git/minbump-bench.json (build it with bench/make_repo.py)")
-    else:
-        repo, meta = fixture(args.commits, args.watched, args.tags)
+    repo, meta = fixture(args.commits, args.watched, args.tags, args.repo)
     print(f"machine: {c.machine()}")
     print(f"fixture: {meta['commits_total']} commits ({meta['commits_main']} on main), {meta['tags']} tags, "
           f"{meta['paths']} paths, driver.py {meta['driver_lines']} lines, "
