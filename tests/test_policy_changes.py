@@ -121,6 +121,14 @@ def _pr(repo, files: dict, when: str = "2025-11-20T10:00:00+00:00"):
     return run_refs(repo.path, "main", "pr")
 
 
+def _base(repo, files: dict) -> None:
+    """The base branch gets `files` (a config of its own); `pr` starts again from there."""
+    repo.checkout("main")
+    repo.commit(files, date="2025-10-11T10:00:00+00:00")
+    repo.git("branch", "-f", "pr", "main")
+    repo.checkout("pr")
+
+
 def _kinds(report, kind: str) -> list[dict]:
     return [e for e in report.policy_changes if e["kind"] == kind]
 
@@ -162,10 +170,7 @@ def test_loosened_strictness_warns_and_is_listed(nova):
 
 def test_policy_loosened_level_comes_from_the_base(nova):
     """The base's strictness.policy_loosened decides the verdict; the head cannot lower it for itself."""
-    nova.checkout("main")
-    nova.commit({CFG: BASE_CFG + "strictness: {policy_loosened: fail}\n"}, date="2025-10-11T10:00:00+00:00")
-    nova.git("branch", "-f", "pr", "main")
-    nova.checkout("pr")
+    _base(nova, {CFG: BASE_CFG + "strictness: {policy_loosened: fail}\n"})
     r = _pr(nova, {CFG: BASE_CFG + "strictness: {policy_loosened: pass, unwarned_drop: pass}\n"})
     assert r.verdict == "fail"
     assert {e["subject"] for e in _kinds(r, "loosened")} == {"strictness.policy_loosened",
@@ -380,10 +385,7 @@ def test_validate_checks_support_tables_exist_and_parse(tmp_path, capsys):
 
 def test_support_rule_narrowed_lists_the_platforms_leaving(nova):
     """extended -> standard stops counting ESM/ELS/LTSS: loosened, and each platform that leaves is listed."""
-    nova.checkout("main")
-    nova.commit({CFG: BASE_CFG + "support: extended\n"}, date="2025-10-11T10:00:00+00:00")
-    nova.git("branch", "-f", "pr", "main")
-    nova.checkout("pr")
+    _base(nova, {CFG: BASE_CFG + "support: extended\n"})
     r = _pr(nova, {CFG: BASE_CFG + "support: standard\n"})
     loose = _kinds(r, "loosened")
     assert [(e["subject"], e["before"], e["after"], e["line"]) for e in loose] == \
@@ -408,11 +410,7 @@ def test_invalid_head_calendar_file_fails_with_its_line(nova):
     from bot.data.paths import policy_file
 
     calendar = open(policy_file("calendars", "openstack.yaml"), encoding="utf-8").read()
-    nova.checkout("main")
-    nova.commit({CFG: BASE_CFG + "calendar: {path: .github/calendar.yml}\n", ".github/calendar.yml": calendar},
-                date="2025-10-11T10:00:00+00:00")
-    nova.git("branch", "-f", "pr", "main")
-    nova.checkout("pr")
+    _base(nova, {CFG: BASE_CFG + "calendar: {path: .github/calendar.yml}\n", ".github/calendar.yml": calendar})
     broken = calendar.replace("date: 2026-04-01", "date: 2026-13-01")
     r = _pr(nova, {".github/calendar.yml": broken})
     bad = _kinds(r, "invalid")
