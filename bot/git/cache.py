@@ -266,12 +266,10 @@ class GitCache:
         """
         partial = self.is_partial(path)
         first = partial and not self._local(path, "for-each-ref", "--count=1")  # an empty cache
-        if partial:
-            cmd = ["git", "-C", str(path), "fetch", "--quiet", "--no-tags", "--no-recurse-submodules",
-                   "--prune", f"--filter={FILTER}", "--end-of-options", REMOTE, *refspecs]
-        else:
-            cmd = ["git", "-C", str(path), "fetch", "--quiet", "--no-tags", "--no-recurse-submodules",
-                   "--prune", "--end-of-options", clone_url, *refspecs]
+        # A partial cache fetches from its promisor remote (the URL comes through the environment).
+        how = [f"--filter={FILTER}", "--end-of-options", REMOTE] if partial else ["--end-of-options", clone_url]
+        cmd = ["git", "-C", str(path), "fetch", "--quiet", "--no-tags", "--no-recurse-submodules", "--prune",
+               *how, *refspecs]
         res = self._git_fetch(cmd, clone_url, token, partial)
         if first and REFUSED in res.stderr:
             self._make_full(path)

@@ -478,12 +478,9 @@ class GitRepo:
             raise ValueError("no tag names to ask about")
         return self.start("for-each-ref", "--format=%(refname:strip=2)", f"--{option}={sha}", *refs)
 
-    def answer(self, need: Need, facts: TagFacts, base_sha: str, head_sha: str) -> None:
-        """Fill in what `plan_from_git` asked about: one or two for-each-ref calls, or one merge-base per fork."""
-        self.ask(need, base_sha, head_sha).fill(facts)
-
     def ask(self, need: Need, base_sha: str, head_sha: str) -> Asked:
-        """`answer`, its first walks started now (the head's and the base's run side by side)."""
+        """Put what `plan_from_git` asked about to git (one or two for-each-ref calls, one merge-base per
+        fork); the first walks start now, side by side, and `Asked.fill` records the answers."""
         return Asked(self, need, base_sha, head_sha)
 
     def fork_date(self, tag: str, base_sha: str) -> date | None:
